@@ -1,0 +1,62 @@
+import numpy as np
+import tensorflow as tf
+
+from textpipe.data import Split
+from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
+
+
+def adapted(texts, vocab_size=1024, sequence_length=8):
+    v = build_vectorizer(vocab_size, sequence_length)
+    adapt_vectorizer(v, np.array(texts, dtype=object))
+    return v
+
+
+def test_vocabulary_is_capped_and_starts_with_padding_and_unknown():
+    texts = [" ".join(f"w{i}" for i in range(j, j + 50)) for j in range(40)]
+    v = adapted(texts, vocab_size=32)
+    vocab = v.get_vocabulary()
+    assert len(vocab) == 32
+    assert vocab[:2] == ["", "[UNK]"]
+
+
+def test_pads_at_the_end_and_truncates_to_sequence_length():
+    v = adapted(["one two three four five six seven eight nine ten"], sequence_length=4)
+    ids = v(tf.constant(["one two", "one two three four five six"])).numpy()
+    assert ids.shape == (2, 4)
+    assert ids[0, 2:].tolist() == [0, 0]  # padding id 0 after the text
+    assert (ids[0, :2] > 1).all()
+    assert (ids[1] > 1).all()  # truncated, no padding
+
+
+def test_standardizes_case_and_punctuation():
+    v = adapted(["Great movie"])
+    a, b = v(tf.constant(["great movie", "GREAT, movie!!"])).numpy()
+    assert a.tolist() == b.tolist()
+
+
+def test_words_seen_only_outside_train_are_unknown():
+    v = adapted(["good film", "bad film"])
+    assert "excellent" not in v.get_vocabulary()
+    assert v(tf.constant(["excellent"])).numpy()[0, 0] == 1  # [UNK]
+
+
+def test_dataset_yields_id_batches_in_order_when_not_shuffled():
+    texts = np.array([f"text number {i}" for i in range(10)], dtype=object)
+    split = Split(texts, np.arange(10) % 2)
+    v = adapted(list(texts))
+    ds = make_dataset(v, split, batch_size=4, shuffle=False)
+    batches = list(ds.as_numpy_iterator())
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    assert ds.cardinality().numpy() == 3
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), v(tf.constant(texts)).numpy())
+
+
+def test_shuffle_is_seeded_and_keeps_every_row():
+    texts = np.array([f"text {i}" for i in range(50)], dtype=object)
+    split = Split(texts, np.arange(50))
+    v = adapted(list(texts))
+    first = [y for _, y in make_dataset(v, split, 50, shuffle=True, seed=1).as_numpy_iterator()][0]
+    again = [y for _, y in make_dataset(v, split, 50, shuffle=True, seed=1).as_numpy_iterator()][0]
+    assert sorted(first.tolist()) == list(range(50))
+    assert first.tolist() != list(range(50))
+    assert first.tolist() == again.tolist()

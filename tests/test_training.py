@@ -1,0 +1,88 @@
+import dataclasses
+
+import numpy as np
+
+from conftest import TINY_SETTINGS
+from textpipe.config import Config
+from textpipe.evaluation import classification_metrics, evaluate
+from textpipe.models import build_model
+from textpipe.training import train
+
+
+def test_tiny_lstm_beats_chance_on_held_out_texts(tiny_bundle, tiny_data):
+    result = evaluate(tiny_bundle, tiny_data.test)
+    assert result["n"] == 200
+    assert result["accuracy"] > 0.85, result
+    assert tiny_bundle.metrics["validation"]["accuracy"] > 0.85
+
+
+def test_lstm_follows_the_reference_layout():
+    model = build_model(Config(), n_classes=2)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Embedding", "LSTM", "Dropout", "Dense"]
+    embedding, lstm, dropout, head = model.layers
+    assert (embedding.input_dim, embedding.output_dim, embedding.mask_zero) == (1024, 256, True)
+    assert lstm.units == 128 and dropout.rate == 0.5
+    assert head.units == 1 and head.activation.__name__ == "sigmoid"
+    assert model.loss == "binary_crossentropy"
+
+
+def test_more_than_two_classes_get_a_softmax_head():
+    model = build_model(Config(), n_classes=6)
+    assert model.layers[-1].units == 6 and model.layers[-1].activation.__name__ == "softmax"
+    assert model.loss == "sparse_categorical_crossentropy"
+
+
+def test_three_classes_train_end_to_end(tiny_data):
+    # Relabel: class 2 for texts containing "the", otherwise the sentiment label.
+    def relabel(split):
+        labels = np.array([2 if "the" in t.split() else y for t, y in zip(split.texts, split.labels)])
+        return dataclasses.replace(split, labels=labels)
+
+    data = dataclasses.replace(
+        tiny_data,
+        train=relabel(tiny_data.train),
+        validation=relabel(tiny_data.validation),
+        class_names=("negative", "positive", "has-the"),
+    )
+    bundle = train(Config(**{**TINY_SETTINGS, "epochs": 3}), data)
+    probabilities = bundle.predict_proba(list(data.validation.texts[:5]))
+    assert probabilities.shape == (5, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert len(bundle.metrics["validation"]["confusion_matrix"]) == 3
+
+
+def test_same_seed_same_vocabulary_and_metrics(tiny_data):
+    config = Config(**{**TINY_SETTINGS, "epochs": 2})
+    a, b = train(config, tiny_data), train(config, tiny_data)
+    assert a.vectorizer.get_vocabulary() == b.vectorizer.get_vocabulary()
+    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-4)
+    texts = list(tiny_data.test.texts[:20])
+    np.testing.assert_allclose(a.predict_proba(texts), b.predict_proba(texts), atol=1e-5)
+
+
+def test_early_stopping_restores_the_best_epoch(tiny_data):
+    # Flipped validation labels: the better the model learns train, the worse validation loss gets,
+    # so the best epoch is the first and training stops after `patience` more.
+    flipped = dataclasses.replace(tiny_data.validation, labels=1 - tiny_data.validation.labels)
+    data = dataclasses.replace(tiny_data, validation=flipped)
+    bundle = train(Config(**{**TINY_SETTINGS, "epochs": 12, "patience": 2}), data)
+    val_loss = bundle.history["val_loss"]
+    assert len(val_loss) == 3
+    assert val_loss[0] < val_loss[1] < val_loss[2]
+    # The weights kept are the first epoch's: their validation loss is val_loss[0], not the last one.
+    p = bundle.predict_proba(list(flipped.texts))[:, 1].astype(np.float64)
+    y = flipped.labels
+    loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert abs(loss - val_loss[0]) < 1e-3, (loss, val_loss)
+
+
+def test_metrics_against_hand_computed_values():
+    labels = np.array([0, 0, 1, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    m = classification_metrics(labels, probs, ("neg", "pos"))
+    assert m["accuracy"] == 0.6
+    assert m["confusion_matrix"] == [[1, 1], [1, 2]]
+    assert m["per_class"]["pos"]["precision"] == 2 / 3
+    assert m["per_class"]["neg"]["recall"] == 0.5
+    assert m["roc_auc"] == 5 / 6

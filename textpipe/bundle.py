@@ -1,0 +1,183 @@
+"""A trained model as one folder: a Keras model that takes raw strings, plus its settings and results.
+
+    BUNDLE/
+      model.keras    vectorizer + classifier: a batch of tf.string in, class probabilities out
+      bundle.json    format version, config, class names, vocabulary size, training history, metrics
+
+Bundles are written to a temporary folder beside the target and renamed into place, so an interrupted
+save never leaves a half-written bundle where a complete one is expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from textpipe import __version__
+from textpipe.config import Config
+from textpipe.errors import BundleError, ConfigError, DataError
+
+FORMAT = "textpipe-bundle"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+META_FILE = "bundle.json"
+PREDICT_BATCH = 256
+
+
+@dataclasses.dataclass
+class Bundle:
+    model: keras.Model  # raw strings (batch,) -> probabilities (batch, 1) for two classes, else (batch, n)
+    config: Config
+    class_names: tuple[str, ...]
+    vocabulary_size: int
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def vectorizer(self) -> keras.layers.TextVectorization:
+        return self.model.get_layer("vectorizer")
+
+    @property
+    def classifier(self) -> keras.Model:
+        return self.model.get_layer(self.config.model)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """Probability of every class, shape (len(texts), n_classes), columns in `class_names` order."""
+        texts = as_text_array(texts)
+        if len(texts) == 0:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return to_class_probabilities(self.model.predict(texts, batch_size=batch_size, verbose=0))
+
+    def predict(self, texts: Sequence[str], batch_size: int = PREDICT_BATCH) -> list[str]:
+        """The most probable class name for each text."""
+        ids = self.predict_proba(texts, batch_size).argmax(axis=1)
+        return [self.class_names[i] for i in ids]
+
+
+def end_to_end(vectorizer: keras.layers.TextVectorization, classifier: keras.Model) -> keras.Model:
+    """Put the adapted vectorizer in front of the classifier: the one model that is saved and served."""
+    texts = keras.Input(shape=(), dtype="string", name="text")
+    return keras.Model(texts, classifier(vectorizer(texts)), name="textpipe")
+
+
+def to_class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """A sigmoid head gives P(class 1) only; spell out both columns so every caller sees (n, n_classes)."""
+    outputs = np.asarray(outputs, dtype=np.float32)
+    if outputs.shape[-1] == 1:
+        return np.concatenate([1.0 - outputs, outputs], axis=-1)
+    return outputs
+
+
+def as_text_array(texts: Sequence[str]) -> np.ndarray:
+    if isinstance(texts, (str, bytes)):
+        raise DataError("expected a list of texts, got a single string; wrap it in a list")
+    array = np.asarray(list(texts), dtype=object)
+    bad = next((i for i, t in enumerate(array) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise DataError(f"text {bad} is {type(array[bad]).__name__} {array[bad]!r}, not a string")
+    return array
+
+
+def save_bundle(bundle: Bundle, path: str | Path) -> Path:
+    """Write `bundle` to the folder `path` atomically, replacing an earlier bundle there."""
+    path = Path(path)
+    if path.exists() and not (path / META_FILE).is_file():
+        raise BundleError(f"{path} exists and is not a textpipe bundle; refusing to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        bundle.model.save(staging / MODEL_FILE)
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "textpipe_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "config": bundle.config.to_dict(),
+            "class_names": list(bundle.class_names),
+            "vocabulary_size": bundle.vocabulary_size,
+            "history": bundle.history,
+            "metrics": bundle.metrics,
+        }
+        _write_json(staging / META_FILE, meta)
+        _replace_dir(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Reload a bundle written by `save_bundle`; its predictions are identical to the saved model's."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"no model bundle at {path}")
+    if not path.is_dir():
+        raise BundleError(f"{path} is a file; a model bundle is a folder holding {MODEL_FILE} and {META_FILE}")
+    try:
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path} is not a textpipe bundle: {META_FILE} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path / META_FILE} is corrupt: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BundleError(f"{path / META_FILE} does not describe a textpipe bundle")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BundleError(
+            f"{path} has bundle format {version!r}; this textpipe reads up to {FORMAT_VERSION}: upgrade textpipe"
+        )
+    try:
+        config = Config.from_dict(meta["config"], origin=str(path / META_FILE))
+        class_names = tuple(meta["class_names"])
+        vocabulary_size = int(meta["vocabulary_size"])
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise BundleError(f"{path / META_FILE} is corrupt: {e}") from None
+    model_path = path / MODEL_FILE
+    if not model_path.is_file():
+        raise BundleError(f"{path} is incomplete: {MODEL_FILE} is missing")
+    try:
+        model = keras.models.load_model(model_path)
+    except Exception as e:  # zip, h5 and deserialization errors come in many types
+        raise BundleError(f"{model_path} could not be loaded (corrupt?): {' '.join(str(e).split())[:200]}") from None
+    return Bundle(model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}))
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, default=_json_default)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move the complete folder `new` to `target`; an old bundle there is moved aside, then deleted."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.replace(target, old / target.name)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old / target.name, target)  # put the old bundle back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,148 @@
+"""The `textpipe` command: parses arguments, calls one library function, prints, sets the exit status.
+
+Exit status: 0 success, 2 bad usage or bad input (one line on stderr), 1 anything else, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from textpipe import __version__
+from textpipe.errors import TextpipeError
+
+# Flags that map one-to-one onto Config fields (dest == field name).
+TRAIN_SETTINGS = [
+    ("--dataset", str, "Hub id, local folder (one file per split) or file; default: the built-in sample"),
+    ("--subset", str, "dataset configuration on the Hub, e.g. sst2 for glue"),
+    ("--model", str, "model family (default: lstm)"),
+    ("--output", str, "folder to write the model bundle to (default: textpipe-model)"),
+    ("--epochs", int, "training epochs (default: 10)"),
+    ("--batch-size", int, "examples per training step (default: 16)"),
+    ("--sequence-length", int, "tokens kept per text; shorter texts are padded (default: 64)"),
+    ("--vocab-size", int, "vocabulary size including padding and [UNK] (default: 1024)"),
+    ("--embedding-dim", int, "embedding width of the lstm model (default: 256)"),
+    ("--lstm-units", int, "LSTM units (default: 128)"),
+    ("--dropout", float, "dropout rate before the output layer (default: 0.5)"),
+    ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
+    ("--patience", int, "stop after N epochs without lower validation loss, keeping the best weights"),
+    ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
+    ("--seed", int, "random seed; same seed, data and settings give the same model (default: 42)"),
+    ("--text-column", str, "name of the text column (default: found by name)"),
+    ("--label-column", str, "name of the label column (default: found by name)"),
+    ("--log-dir", str, "write TensorBoard logs to this folder"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textpipe", description="Text classification on raw strings.")
+    parser.add_argument("--version", action="version", version=f"textpipe {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model and save it as a bundle")
+    train.add_argument("--config", metavar="FILE.toml", help="settings file; flags given here win over it")
+    for flag, kind, text in TRAIN_SETTINGS:
+        train.add_argument(flag, type=kind, default=None, help=text)
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="measure a bundle on a labeled split")
+    evaluate.add_argument("bundle", help="model bundle folder")
+    evaluate.add_argument("--dataset", help="Hub id, local folder or file (default: the data the bundle was trained on)")
+    evaluate.add_argument("--subset", help="dataset configuration on the Hub")
+    evaluate.add_argument("--split", default="test", help="split to evaluate on (default: test)")
+    evaluate.add_argument("--text-column", help="name of the text column")
+    evaluate.add_argument("--label-column", help="name of the label column")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    evaluate.set_defaults(run=run_evaluate)
+
+    predict = commands.add_parser("predict", help="classify texts given on the command line")
+    predict.add_argument("bundle", help="model bundle folder")
+    predict.add_argument("texts", nargs="+", metavar="TEXT", help="texts to classify")
+    predict.set_defaults(run=run_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except TextpipeError as e:
+        print(f"textpipe: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("textpipe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: still one line, but a different status
+        print(f"textpipe: unexpected error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from textpipe.bundle import save_bundle
+    from textpipe.config import load_config
+    from textpipe.data import load_labeled_data
+    from textpipe.evaluation import format_report
+    from textpipe.training import train
+
+    overrides = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in TRAIN_SETTINGS}
+    config = load_config(args.config, overrides)
+    data = load_labeled_data(
+        config.dataset,
+        config.subset,
+        text_column=config.text_column,
+        label_column=config.label_column,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
+    held_out = "carved from train" if data.validation_from_train else "the dataset's validation split"
+    print(
+        f"data: {len(data.train)} train, {len(data.validation)} validation ({held_out}); "
+        f"classes: {', '.join(data.class_names)}; columns: {data.text_column!r}, {data.label_column!r}"
+    )
+    bundle = train(config, data, verbose=1 if sys.stdout.isatty() else 2)
+    path = save_bundle(bundle, config.output)
+    print(f"\nvalidation metrics\n{format_report(bundle.metrics['validation'])}\n")
+    print(f"bundle saved to {path}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from textpipe.bundle import load_bundle
+    from textpipe.data import load_split
+    from textpipe.evaluation import evaluate, format_report
+
+    bundle = load_bundle(args.bundle)
+    trained_on = bundle.config
+    dataset = args.dataset if args.dataset is not None else trained_on.dataset
+    subset = args.subset if args.dataset is not None else trained_on.subset
+    split = load_split(
+        dataset,
+        args.split,
+        subset,
+        class_names=bundle.class_names,
+        text_column=args.text_column or (trained_on.text_column if args.dataset is None else None),
+        label_column=args.label_column or (trained_on.label_column if args.dataset is None else None),
+    )
+    result = evaluate(bundle, split)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_report(result))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from textpipe.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle)
+    probabilities = bundle.predict_proba(args.texts)
+    for text, row in zip(args.texts, probabilities):
+        best = int(row.argmax())
+        print(f"{bundle.class_names[best]}\t{row[best]:.4f}\t{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""One frozen settings object, built from defaults, then a TOML file, then explicit overrides.
+
+The defaults are the reference model's numbers; every one of them can be overridden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+from textpipe.errors import ConfigError
+
+MODELS = ("lstm",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Data. `dataset=None` means the small review set shipped with textpipe.
+    dataset: str | None = None
+    subset: str | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    validation_fraction: float = 0.1
+
+    # Preprocessing.
+    vocab_size: int = 1024  # includes the padding token "" and "[UNK]"
+    sequence_length: int = 64
+
+    # Model.
+    model: str = "lstm"
+    embedding_dim: int = 256
+    lstm_units: int = 128
+    dropout: float = 0.5
+
+    # Training.
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 0.001  # RMSprop's own default
+    patience: int | None = None  # early stopping on validation loss; None trains all epochs
+    seed: int = 42
+
+    # Output.
+    output: str = "textpipe-model"
+    log_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            _check_type(field.name, getattr(self, field.name), _HINTS[field.name])
+        if self.model not in MODELS:
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        _check_at_least("vocab_size", self.vocab_size, 3)
+        _check_at_least("sequence_length", self.sequence_length, 1)
+        _check_at_least("embedding_dim", self.embedding_dim, 1)
+        _check_at_least("lstm_units", self.lstm_units, 1)
+        _check_at_least("epochs", self.epochs, 1)
+        _check_at_least("batch_size", self.batch_size, 1)
+        _check_at_least("seed", self.seed, 0)
+        if self.patience is not None:
+            _check_at_least("patience", self.patience, 1)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, origin: str = "settings") -> Config:
+        """Build a Config from a mapping, naming any unknown key (and where it came from)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting {unknown[0]!r} in {origin}; known settings: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file at `path` (if any), then `overrides` (e.g. command-line flags).
+
+    Override values of None mean "not given" and do not replace anything.
+    """
+    values: dict[str, Any] = {}
+    origin = "settings"
+    if path is not None:
+        values.update(read_toml(path))
+        origin = str(path)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(given)
+    return Config.from_dict(values, origin=origin)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+
+
+_HINTS = typing.get_type_hints(Config)
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for kind in allowed:
+        if kind is type(None) and value is None:
+            return
+        # bool is an int subclass in Python, but `epochs = true` is a mistake, not a number.
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return
+        if kind is str and isinstance(value, str):
+            return
+    expected = " or ".join("none" if k is type(None) else k.__name__ for k in allowed)
+    raise ConfigError(f"setting {name!r} must be {expected}, got {type(value).__name__} {value!r}")
+
+
+def _check_at_least(name: str, value: int, low: int) -> None:
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}, got {value}")

@@ -1,0 +1,325 @@
+"""Load a labeled text dataset from the Hugging Face Hub or local files into train/validation/test splits.
+
+A source is a Hub id (`imdb`, `glue` with subset `sst2`), a local folder with one file per split
+(`train.parquet`, `validation.csv`, `test.jsonl`, ...), or a single such file. Columns are found by their
+usual names unless given; string labels become ids 0..n-1 and their names are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sklearn.model_selection import train_test_split
+
+from textpipe.errors import DataError
+
+# The small review set shipped with textpipe: what `textpipe train` uses when no dataset is named.
+SAMPLE_DATASET = Path(__file__).resolve().parent / "sample_data"
+
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
+LABEL_COLUMNS = ("label", "labels", "sentiment", "target")
+VALIDATION_SPLITS = ("validation", "valid", "val", "dev")
+# File suffix -> (datasets builder, extra builder arguments).
+FILE_FORMATS = {
+    ".parquet": ("parquet", {}),
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".jsonl": ("json", {}),
+    ".json": ("json", {}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Texts (a numpy array of str) and integer label ids of one split."""
+
+    texts: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabeledData:
+    train: Split
+    validation: Split
+    test: Split | None
+    class_names: tuple[str, ...]
+    text_column: str
+    label_column: str
+    validation_from_train: bool  # True when validation was carved from train
+
+
+def load_labeled_data(
+    source: str | Path | None = None,
+    subset: str | None = None,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+) -> LabeledData:
+    """Load train, validation and (if present) test splits of `source`; None means the shipped sample.
+
+    Uses the dataset's own validation split, or carves a stratified `validation_fraction` of train with `seed`.
+    Raises DataError with a one-line explanation for every problem found.
+    """
+    raw = _load_raw(source, subset)
+    name = _describe(source, subset)
+    if "train" not in raw:
+        raise DataError(f"{name} has no 'train' split (splits: {', '.join(raw)})")
+    text_col = _find_column(raw["train"], text_column, TEXT_COLUMNS, "text", name)
+    label_col = _find_column(raw["train"], label_column, LABEL_COLUMNS, "label", name)
+
+    class_names = _class_names(raw["train"], label_col, name)
+    train = _to_split(raw["train"], "train", text_col, label_col, class_names, name)
+    if len(np.unique(train.labels)) < 2:
+        only = class_names[int(train.labels[0])]
+        raise DataError(f"the train split of {name} has only one class ({only!r}); a classifier needs two or more")
+
+    val_name = next((s for s in VALIDATION_SPLITS if s in raw), None)
+    if val_name is not None:
+        validation = _to_split(raw[val_name], val_name, text_col, label_col, class_names, name)
+    else:
+        train, validation = _carve(train, validation_fraction, seed)
+
+    test = None
+    if "test" in raw and not _unlabeled(raw["test"], label_col):
+        test = _to_split(raw["test"], "test", text_col, label_col, class_names, name)
+    return LabeledData(train, validation, test, class_names, text_col, label_col, val_name is None)
+
+
+def load_split(
+    source: str | Path | None,
+    split: str,
+    subset: str | None = None,
+    *,
+    class_names: Sequence[str],
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> Split:
+    """Load one named split, mapping its labels onto an existing model's `class_names`."""
+    raw = _load_raw(source, subset)
+    name = _describe(source, subset)
+    if split not in raw:
+        raise DataError(f"{name} has no split {split!r} (splits: {', '.join(raw)})")
+    ds = raw[split]
+    text_col = _find_column(ds, text_column, TEXT_COLUMNS, "text", name)
+    label_col = _find_column(ds, label_column, LABEL_COLUMNS, "label", name)
+    if _unlabeled(ds, label_col):
+        raise DataError(f"split {split!r} of {name} has no labels (all -1); evaluate on another split")
+    return _to_split(ds, split, text_col, label_col, tuple(class_names), name)
+
+
+def _describe(source: str | Path | None, subset: str | None) -> str:
+    if source is None:
+        return "the built-in sample dataset"
+    return f"'{source}'" + (f" (subset {subset!r})" if subset else "")
+
+
+def _load_raw(source: str | Path | None, subset: str | None) -> datasets.DatasetDict:
+    path = SAMPLE_DATASET if source is None else Path(source)
+    if path.exists():
+        return _load_local(path)
+    if str(source).startswith((".", "/", "~")) or Path(str(source)).suffix in FILE_FORMATS:
+        raise DataError(f"no such file or folder: {source}")
+    try:
+        loaded = datasets.load_dataset(str(source), subset)
+    except datasets.exceptions.DatasetNotFoundError:
+        raise DataError(
+            f"dataset '{source}' was not found on the Hugging Face Hub; check the id, or pass a local "
+            "folder or file (Parquet, CSV, TSV, JSON Lines) instead"
+        ) from None
+    except ConnectionError:
+        raise DataError(
+            f"could not reach the Hugging Face Hub to load '{source}' (no network?); download it "
+            "beforehand or pass a local folder or file (Parquet, CSV, TSV, JSON Lines) instead"
+        ) from None
+    except ValueError as e:
+        # datasets raises ValueError for a missing or unknown config name, listing the valid ones.
+        raise DataError(f"could not load '{source}': {_one_line(e)}") from None
+    if not isinstance(loaded, datasets.DatasetDict):
+        raise DataError(f"'{source}' did not load as named splits")
+    return loaded
+
+
+def _load_local(path: Path) -> datasets.DatasetDict:
+    if path.is_file():
+        files = {"train": path}
+    else:
+        files = {f.stem: f for f in sorted(path.iterdir()) if f.suffix.lower() in FILE_FORMATS}
+        if not files:
+            raise DataError(
+                f"folder {path} has no data files; expected one file per split such as train.csv "
+                f"or validation.parquet ({', '.join(FILE_FORMATS)})"
+            )
+    suffixes = {f.suffix.lower() for f in files.values()}
+    if len(suffixes) != 1 or next(iter(suffixes)) not in FILE_FORMATS:
+        raise DataError(
+            f"cannot read {path}: expected split files of one format ({', '.join(FILE_FORMATS)}), "
+            f"found {', '.join(f.name for f in files.values())}"
+        )
+    for split, f in files.items():
+        if _is_empty(f):
+            raise DataError(f"split {split!r} of '{path}' is empty ({f.name} has no rows)")
+    builder, kwargs = FILE_FORMATS[suffixes.pop()]
+    try:
+        return datasets.load_dataset(
+            builder, data_files={split: str(f) for split, f in files.items()}, **kwargs
+        )
+    except Exception as e:  # pyarrow/pandas parse errors come in many types
+        raise DataError(f"could not read {path}: {_one_line(_root_cause(e))}") from None
+
+
+def _is_empty(file: Path) -> bool:
+    if file.stat().st_size == 0:
+        return True
+    if file.suffix.lower() == ".parquet":
+        try:
+            return pq.ParquetFile(file).metadata.num_rows == 0
+        except pa.ArrowException:
+            return False  # not valid Parquet: let the reader report it
+    # Text formats: a CSV/TSV needs a header and one row, JSON Lines one non-blank line.
+    needed = 2 if file.suffix.lower() in (".csv", ".tsv") else 1
+    with file.open("rb") as f:
+        for line in f:
+            if line.strip():
+                needed -= 1
+                if needed == 0:
+                    return False
+    return True
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    # datasets wraps reader errors in a generic "error occurred while generating the dataset".
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _find_column(
+    ds: datasets.Dataset, given: str | None, candidates: Sequence[str], kind: str, name: str
+) -> str:
+    columns = ds.column_names
+    if given is not None:
+        if given not in columns:
+            raise DataError(f"{name} has no column {given!r} (columns: {', '.join(columns)})")
+        return given
+    found = [c for c in columns if c.lower() in candidates]
+    if len(found) == 1:
+        return found[0]
+    flag = f"--{kind}-column"
+    if not found:
+        raise DataError(
+            f"no {kind} column found in {name} (columns: {', '.join(columns)}); name it with {flag}"
+        )
+    raise DataError(f"ambiguous {kind} column in {name}: {', '.join(found)} all qualify; pick one with {flag}")
+
+
+def _class_names(train: datasets.Dataset, label_col: str, name: str) -> tuple[str, ...]:
+    feature = train.features[label_col]
+    if isinstance(feature, datasets.ClassLabel):
+        return tuple(feature.names)
+    column = _label_column(train, label_col, "train", name)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return tuple(sorted(pc.unique(column).to_pylist()))
+    ids = column.to_numpy(zero_copy_only=False)
+    _check_integer_labels(ids, "train", name)
+    return tuple(str(i) for i in range(int(ids.max()) + 1))
+
+
+def _label_column(ds: datasets.Dataset, label_col: str, split: str, name: str) -> pa.ChunkedArray:
+    column = ds.data.column(label_col)
+    if column.null_count:
+        row = _first_null(column)
+        raise DataError(f"row {row} of split {split!r} of {name} has no label in column {label_col!r}")
+    return column
+
+
+def _check_integer_labels(ids: np.ndarray, split: str, name: str) -> None:
+    if ids.dtype == bool:
+        return
+    if not np.issubdtype(ids.dtype, np.number) or not np.all(np.mod(ids, 1) == 0):
+        raise DataError(f"labels of split {split!r} of {name} are not class ids or names (dtype {ids.dtype})")
+    if ids.min() < 0:
+        row = int(np.argmin(ids))
+        raise DataError(f"row {row} of split {split!r} of {name} has a negative label ({ids[row]})")
+
+
+def _to_split(
+    ds: datasets.Dataset, split: str, text_col: str, label_col: str, class_names: tuple[str, ...], name: str
+) -> Split:
+    if len(ds) == 0:
+        raise DataError(f"split {split!r} of {name} is empty")
+    texts = ds.data.column(text_col)
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        raise DataError(
+            f"column {text_col!r} of split {split!r} of {name} holds {texts.type} values, not text"
+        )
+    if texts.null_count:
+        raise DataError(
+            f"row {_first_null(texts)} of split {split!r} of {name} has no text (null/NaN) in column {text_col!r}"
+        )
+
+    column = _label_column(ds, label_col, split, name)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        index = {n: i for i, n in enumerate(class_names)}
+        values = column.to_pylist()
+        unknown = next((v for v in values if v not in index), None)
+        if unknown is not None:
+            raise DataError(
+                f"split {split!r} of {name} has label {unknown!r}, which is not among the classes "
+                f"({', '.join(class_names)})"
+            )
+        labels = np.array([index[v] for v in values], dtype=np.int64)
+    else:
+        labels = column.to_numpy(zero_copy_only=False)
+        _check_integer_labels(labels, split, name)
+        labels = labels.astype(np.int64)
+        if labels.max() >= len(class_names):
+            raise DataError(
+                f"split {split!r} of {name} has label id {labels.max()}, but there are only "
+                f"{len(class_names)} classes ({', '.join(class_names)})"
+            )
+    return Split(np.array(texts.to_pylist(), dtype=object), labels)
+
+
+def _unlabeled(ds: datasets.Dataset, label_col: str) -> bool:
+    """Hub test splits without public labels (GLUE) mark every row -1."""
+    if label_col not in ds.column_names or len(ds) == 0:
+        return label_col not in ds.column_names
+    column = ds.data.column(label_col)
+    if not pa.types.is_integer(column.type):
+        return False
+    return bool(pc.all(pc.equal(column, -1)).as_py())
+
+
+def _carve(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Split off a seeded, stratified validation set (plain random when a class is too small)."""
+    index = np.arange(len(train))
+    counts = np.bincount(train.labels)
+    stratify = train.labels if counts[counts > 0].min() >= 2 else None
+    n_val = max(1, round(fraction * len(train)))
+    if stratify is not None and n_val < len(counts[counts > 0]):
+        stratify = None  # fewer validation rows than classes: cannot stratify
+    keep, held = train_test_split(index, test_size=n_val, random_state=seed, stratify=stratify)
+    keep.sort()
+    held.sort()
+    return Split(train.texts[keep], train.labels[keep]), Split(train.texts[held], train.labels[held])
+
+
+def _first_null(column: pa.ChunkedArray) -> int:
+    return int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + "..."

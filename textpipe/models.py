@@ -1,0 +1,48 @@
+"""The classifiers, each written as the list of its layers. They take padded token ids, not text."""
+
+from __future__ import annotations
+
+import keras
+
+from textpipe.config import Config
+
+
+def build_model(config: Config, n_classes: int) -> keras.Model:
+    """Build and compile the model `config.model` names, with a head for `n_classes` classes."""
+    builders = {"lstm": build_lstm}
+    model = builders[config.model](config, n_classes)
+    compile_model(model, config, n_classes)
+    return model
+
+
+def build_lstm(config: Config, n_classes: int) -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input(shape=(config.sequence_length,), dtype="int64", name="token_ids"),
+            # mask_zero: TextVectorization pads with id 0 at the end; unmasked, the LSTM would read
+            # dozens of padding steps after a short text and forget what came before them.
+            keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True),
+            # Default activations, no recurrent dropout, right-padded mask: the conditions under which
+            # Keras runs this layer on the fused cuDNN kernel when a GPU is present.
+            keras.layers.LSTM(config.lstm_units),
+            keras.layers.Dropout(config.dropout),
+            classification_head(n_classes),
+        ],
+        name=config.model,
+    )
+
+
+def classification_head(n_classes: int) -> keras.layers.Dense:
+    """One sigmoid unit for two classes (the probability of class 1), else a softmax over all classes."""
+    if n_classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", name="probabilities")
+    return keras.layers.Dense(n_classes, activation="softmax", name="probabilities")
+
+
+def compile_model(model: keras.Model, config: Config, n_classes: int) -> None:
+    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+        loss=loss,
+        metrics=["accuracy"],
+    )
