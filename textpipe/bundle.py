@@ -24,6 +24,7 @@ import numpy as np
 
 from textpipe import __version__
 from textpipe.config import Config
+from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError
 
 FORMAT = "textpipe-bundle"
@@ -41,6 +42,7 @@ class Bundle:
     vocabulary_size: int
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    word_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # conv1d: where the table came from
 
     @property
     def vectorizer(self) -> keras.layers.TextVectorization:
@@ -48,7 +50,25 @@ class Bundle:
 
     @property
     def classifier(self) -> keras.Model:
-        return self.model.get_layer(self.config.model)
+        return self.model.get_layer("classifier")
+
+    def word_vector_table(self) -> np.ndarray:
+        """The (vocabulary, dim) vectors the model reads words through: the conv1d model's frozen
+        word-vector table, or the lstm model's trained embedding."""
+        if self.config.model == "conv1d":
+            layer = self.model.get_layer("word_vectors")
+        else:
+            layer = next(l for l in self.classifier.layers if isinstance(l, keras.layers.Embedding))
+        return keras.ops.convert_to_numpy(layer.embeddings)[: self.vocabulary_size]
+
+    def neighbors(self, word: str, k: int = 10) -> list[tuple[str, float]]:
+        """The k vocabulary words whose vectors are closest to `word`'s (cosine), closest first."""
+        return nearest_neighbors(self.word_vector_table(), self.vectorizer.get_vocabulary(), word.lower(), k)
+
+    def similarity(self, word_a: str, word_b: str) -> float:
+        """Cosine similarity of two words' vectors (words are lower-cased, like the vectorizer does)."""
+        vocabulary = self.vectorizer.get_vocabulary()
+        return cosine_similarity(self.word_vector_table(), vocabulary, word_a.lower(), word_b.lower())
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Probability of every class, shape (len(texts), n_classes), columns in `class_names` order."""
@@ -63,10 +83,21 @@ class Bundle:
         return [self.class_names[i] for i in ids]
 
 
-def end_to_end(vectorizer: keras.layers.TextVectorization, classifier: keras.Model) -> keras.Model:
-    """Put the adapted vectorizer in front of the classifier: the one model that is saved and served."""
+def end_to_end(
+    vectorizer: keras.layers.TextVectorization, classifier: keras.Model, word_vectors: np.ndarray | None = None
+) -> keras.Model:
+    """Put the adapted vectorizer in front of the classifier: the one model that is saved and served.
+
+    With `word_vectors`, a frozen Embedding holding that table turns ids into the vector sequences the
+    classifier was trained on (in training, tf.data did the same lookup).
+    """
     texts = keras.Input(shape=(), dtype="string", name="text")
-    return keras.Model(texts, classifier(vectorizer(texts)), name="textpipe")
+    inputs = vectorizer(texts)
+    if word_vectors is not None:
+        lookup = keras.layers.Embedding(*word_vectors.shape, trainable=False, name="word_vectors")
+        inputs = lookup(inputs)
+        lookup.set_weights([word_vectors])
+    return keras.Model(texts, classifier(inputs), name="textpipe")
 
 
 def to_class_probabilities(outputs: np.ndarray) -> np.ndarray:
@@ -106,6 +137,7 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
             "vocabulary_size": bundle.vocabulary_size,
             "history": bundle.history,
             "metrics": bundle.metrics,
+            "word_vectors": bundle.word_vectors,
         }
         _write_json(staging / META_FILE, meta)
         _replace_dir(staging, path)
@@ -148,7 +180,10 @@ def load_bundle(path: str | Path) -> Bundle:
         model = keras.models.load_model(model_path)
     except Exception as e:  # zip, h5 and deserialization errors come in many types
         raise BundleError(f"{model_path} could not be loaded (corrupt?): {' '.join(str(e).split())[:200]}") from None
-    return Bundle(model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}))
+    return Bundle(
+        model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}),
+        meta.get("word_vectors", {}),
+    )
 
 
 def _write_json(path: Path, value: Any) -> None:

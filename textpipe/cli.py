@@ -13,11 +13,15 @@ from typing import Sequence
 from textpipe import __version__
 from textpipe.errors import TextpipeError
 
+
+class UsageError(TextpipeError):
+    """A command-line value argparse cannot check by itself."""
+
 # Flags that map one-to-one onto Config fields (dest == field name).
 TRAIN_SETTINGS = [
     ("--dataset", str, "Hub id, local folder (one file per split) or file; default: the built-in sample"),
     ("--subset", str, "dataset configuration on the Hub, e.g. sst2 for glue"),
-    ("--model", str, "model family (default: lstm)"),
+    ("--model", str, "lstm (token ids -> Embedding -> LSTM) or conv1d (word vectors -> Conv1D stack); default: lstm"),
     ("--output", str, "folder to write the model bundle to (default: textpipe-model)"),
     ("--epochs", int, "training epochs (default: 10)"),
     ("--batch-size", int, "examples per training step (default: 16)"),
@@ -26,6 +30,9 @@ TRAIN_SETTINGS = [
     ("--embedding-dim", int, "embedding width of the lstm model (default: 256)"),
     ("--lstm-units", int, "LSTM units (default: 128)"),
     ("--dropout", float, "dropout rate before the output layer (default: 0.5)"),
+    ("--word-vectors", str, "conv1d: GloVe/word2vec text file of word vectors (default: learn them by skip-gram)"),
+    ("--word-vector-dim", int, "conv1d: word vector size (default: 100)"),
+    ("--skipgram-epochs", int, "conv1d: epochs of skip-gram training when no --word-vectors file (default: 5)"),
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
     ("--patience", int, "stop after N epochs without lower validation loss, keeping the best weights"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
@@ -61,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("bundle", help="model bundle folder")
     predict.add_argument("texts", nargs="+", metavar="TEXT", help="texts to classify")
     predict.set_defaults(run=run_predict)
+
+    neighbors = commands.add_parser("neighbors", help="the words closest to WORD by cosine similarity")
+    neighbors.add_argument("bundle", help="model bundle folder")
+    neighbors.add_argument("word")
+    neighbors.add_argument("-k", type=int, default=10, help="how many neighbours (default: 10)")
+    neighbors.set_defaults(run=run_neighbors)
+
+    similarity = commands.add_parser("similarity", help="cosine similarity of two words' vectors")
+    similarity.add_argument("bundle", help="model bundle folder")
+    similarity.add_argument("word_a", metavar="WORD1")
+    similarity.add_argument("word_b", metavar="WORD2")
+    similarity.set_defaults(run=run_similarity)
     return parser
 
 
@@ -82,26 +101,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from textpipe.bundle import save_bundle
     from textpipe.config import load_config
-    from textpipe.data import load_labeled_data
+    from textpipe.data import load_training_data
     from textpipe.evaluation import format_report
     from textpipe.training import train
 
-    overrides = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in TRAIN_SETTINGS}
-    config = load_config(args.config, overrides)
-    data = load_labeled_data(
-        config.dataset,
-        config.subset,
-        text_column=config.text_column,
-        label_column=config.label_column,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
+    names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
+    config = load_config(args.config, {name: getattr(args, name) for name in names})
+    data = load_training_data(config)
     held_out = "carved from train" if data.validation_from_train else "the dataset's validation split"
     print(
         f"data: {len(data.train)} train, {len(data.validation)} validation ({held_out}); "
         f"classes: {', '.join(data.class_names)}; columns: {data.text_column!r}, {data.label_column!r}"
     )
     bundle = train(config, data, verbose=1 if sys.stdout.isatty() else 2)
+    vectors = bundle.word_vectors
+    if "found" in vectors:
+        print(
+            f"word vectors: {vectors['found']} of {vectors['found'] + vectors['missing']} vocabulary words found "
+            f"in {vectors['source']} ({vectors['found_share']:.1%}); the rest got small random vectors"
+        )
+    elif vectors:
+        print(f"word vectors: learned by skip-gram in {vectors['seconds']:.1f} s")
     path = save_bundle(bundle, config.output)
     print(f"\nvalidation metrics\n{format_report(bundle.metrics['validation'])}\n")
     print(f"bundle saved to {path}")
@@ -141,6 +161,23 @@ def run_predict(args: argparse.Namespace) -> int:
     for text, row in zip(args.texts, probabilities):
         best = int(row.argmax())
         print(f"{bundle.class_names[best]}\t{row[best]:.4f}\t{text}")
+    return 0
+
+
+def run_neighbors(args: argparse.Namespace) -> int:
+    from textpipe.bundle import load_bundle
+
+    if args.k < 1:
+        raise UsageError(f"-k must be at least 1, got {args.k}")
+    for word, score in load_bundle(args.bundle).neighbors(args.word, args.k):
+        print(f"{score:.4f}\t{word}")
+    return 0
+
+
+def run_similarity(args: argparse.Namespace) -> int:
+    from textpipe.bundle import load_bundle
+
+    print(f"{load_bundle(args.bundle).similarity(args.word_a, args.word_b):.4f}")
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from textpipe.errors import ConfigError
 
-MODELS = ("lstm",)
+MODELS = ("lstm", "conv1d")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,11 @@ class Config:
     embedding_dim: int = 256
     lstm_units: int = 128
     dropout: float = 0.5
+    # conv1d: sequences of word vectors from a (vocab_size, word_vector_dim) table, learned by skip-gram
+    # on the training texts, or read from a GloVe/word2vec text file.
+    word_vectors: str | None = None
+    word_vector_dim: int = 100
+    skipgram_epochs: int = 5
 
     # Training.
     epochs: int = 10
@@ -56,6 +61,8 @@ class Config:
         _check_at_least("sequence_length", self.sequence_length, 1)
         _check_at_least("embedding_dim", self.embedding_dim, 1)
         _check_at_least("lstm_units", self.lstm_units, 1)
+        _check_at_least("word_vector_dim", self.word_vector_dim, 1)
+        _check_at_least("skipgram_epochs", self.skipgram_epochs, 1)
         _check_at_least("epochs", self.epochs, 1)
         _check_at_least("batch_size", self.batch_size, 1)
         _check_at_least("seed", self.seed, 0)
@@ -65,6 +72,14 @@ class Config:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.model == "conv1d":
+            from textpipe.models import conv1d_min_length  # here, not at the top: models imports config
+
+            if self.sequence_length < conv1d_min_length():
+                raise ConfigError(
+                    f"the conv1d model needs sequence_length >= {conv1d_min_length()} for its convolutions "
+                    f"and pooling, got {self.sequence_length}"
+                )
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
+from textpipe.config import Config
 from textpipe.errors import DataError
 
 # The small review set shipped with textpipe: what `textpipe train` uses when no dataset is named.
@@ -95,6 +96,18 @@ def load_labeled_data(
     if "test" in raw and not _unlabeled(raw["test"], label_col):
         test = _to_split(raw["test"], "test", text_col, label_col, class_names, name)
     return LabeledData(train, validation, test, class_names, text_col, label_col, val_name is None)
+
+
+def load_training_data(config: Config) -> LabeledData:
+    """`load_labeled_data` with the dataset, columns, validation fraction and seed a Config names."""
+    return load_labeled_data(
+        config.dataset,
+        config.subset,
+        text_column=config.text_column,
+        label_column=config.label_column,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
 
 
 def load_split(
@@ -293,13 +306,11 @@ def _to_split(
 
 
 def _unlabeled(ds: datasets.Dataset, label_col: str) -> bool:
-    """Hub test splits without public labels (GLUE) mark every row -1."""
-    if label_col not in ds.column_names or len(ds) == 0:
-        return label_col not in ds.column_names
+    """A split without the label column, or marked all -1 as Hub test splits without public labels (GLUE)."""
+    if label_col not in ds.column_names:
+        return True
     column = ds.data.column(label_col)
-    if not pa.types.is_integer(column.type):
-        return False
-    return bool(pc.all(pc.equal(column, -1)).as_py())
+    return len(ds) > 0 and pa.types.is_integer(column.type) and bool(pc.all(pc.equal(column, -1)).as_py())
 
 
 def _carve(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:

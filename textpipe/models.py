@@ -9,7 +9,7 @@ from textpipe.config import Config
 
 def build_model(config: Config, n_classes: int) -> keras.Model:
     """Build and compile the model `config.model` names, with a head for `n_classes` classes."""
-    builders = {"lstm": build_lstm}
+    builders = {"lstm": build_lstm, "conv1d": build_conv1d}
     model = builders[config.model](config, n_classes)
     compile_model(model, config, n_classes)
     return model
@@ -28,8 +28,32 @@ def build_lstm(config: Config, n_classes: int) -> keras.Model:
             keras.layers.Dropout(config.dropout),
             classification_head(n_classes),
         ],
-        name=config.model,
+        name="classifier",
     )
+
+
+def build_conv1d(config: Config, n_classes: int) -> keras.Model:
+    """Reads sequences of word vectors (the pipeline looks them up), not token ids."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(config.sequence_length, config.word_vector_dim), name="word_vectors"),
+            keras.layers.Conv1D(64, 3, activation="relu"),
+            keras.layers.Conv1D(64, 3, activation="relu"),
+            keras.layers.MaxPooling1D(3),
+            keras.layers.Conv1D(128, 3, activation="relu"),
+            keras.layers.Conv1D(128, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dropout(config.dropout),
+            classification_head(n_classes),
+        ],
+        name="classifier",
+    )
+
+
+def conv1d_min_length() -> int:
+    """Shortest input the conv1d stack accepts: two 3-wide convolutions, pool by 3, two more convolutions."""
+    after_pool = 2 + 2 + 1  # the last two convolutions need 5 steps to leave one
+    return 3 * after_pool + 4  # the first two convolutions eat 4 steps before the pool
 
 
 def classification_head(n_classes: int) -> keras.layers.Dense:

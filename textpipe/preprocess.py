@@ -37,6 +37,12 @@ def adapt_vectorizer(vectorizer: keras.layers.TextVectorization, texts: np.ndarr
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(VECTORIZE_BATCH))
 
 
+def vectorize(vectorizer: keras.layers.TextVectorization, texts: np.ndarray) -> np.ndarray:
+    """Token ids of `texts` as one (n, sequence_length) array, computed in batches."""
+    ds = tf.data.Dataset.from_tensor_slices(texts).batch(VECTORIZE_BATCH).map(vectorizer, num_parallel_calls=AUTOTUNE)
+    return np.concatenate(list(ds.as_numpy_iterator())) if len(texts) else np.zeros((0, 0), np.int64)
+
+
 def make_dataset(
     vectorizer: keras.layers.TextVectorization,
     split: Split,
@@ -44,10 +50,13 @@ def make_dataset(
     *,
     shuffle: bool,
     seed: int = 0,
+    word_vectors: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """(token ids, label) batches: vectorize in parallel, cache the ids, then shuffle, batch, prefetch.
 
-    Caching after vectorization means tokenization runs once, not once per epoch.
+    Caching after vectorization means tokenization runs once, not once per epoch. With `word_vectors`
+    (a (vocab_size, dim) table), batches hold (batch, length, dim) vector sequences instead of ids; the
+    lookup runs per batch after the cache, since caching vectors would take `dim` times the memory.
     """
     ds = (
         tf.data.Dataset.from_tensor_slices((split.texts, split.labels))
@@ -60,4 +69,8 @@ def make_dataset(
     )
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if word_vectors is not None:
+        table = tf.constant(word_vectors, dtype=tf.float32)
+        ds = ds.map(lambda ids, label: (tf.gather(table, ids), label), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import importlib.util
+import time
+from typing import Any, Sequence
 
 import keras
+import numpy as np
 
 from textpipe.bundle import Bundle, end_to_end
 from textpipe.config import Config
 from textpipe.data import LabeledData
+from textpipe.embeddings import read_word_vectors, train_word_vectors
+from textpipe.errors import ConfigError
 from textpipe.evaluation import evaluate
 from textpipe.models import build_model
-from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
+from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize
 
 
 def train(
@@ -27,30 +32,72 @@ def train(
     """
     # Seeds Python, NumPy and TensorFlow: same seed, data and config give the same model on CPU.
     keras.utils.set_random_seed(config.seed)
+    fit_callbacks = _callbacks(config) + list(callbacks)  # first: a missing TensorBoard fails before any work
 
     vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
     adapt_vectorizer(vectorizer, data.train.texts)
-    train_ds = make_dataset(vectorizer, data.train, config.batch_size, shuffle=True, seed=config.seed)
-    val_ds = make_dataset(vectorizer, data.validation, config.batch_size, shuffle=False)
+    table, vector_report = None, {}
+    if config.model == "conv1d":
+        table, vector_report = word_vector_table(config, vectorizer, data.train.texts, verbose)
+
+    def batches(split, shuffle):
+        return make_dataset(
+            vectorizer, split, config.batch_size, shuffle=shuffle, seed=config.seed, word_vectors=table
+        )
 
     classifier = build_model(config, len(data.class_names))
     history = classifier.fit(
-        train_ds,
-        validation_data=val_ds,
+        batches(data.train, shuffle=True),
+        validation_data=batches(data.validation, shuffle=False),
         epochs=config.epochs,
-        callbacks=_callbacks(config) + list(callbacks),
+        callbacks=fit_callbacks,
         verbose=verbose,
-        shuffle=False,  # train_ds is already shuffled by tf.data, with the seed
+        shuffle=False,  # the training batches are already shuffled by tf.data, with the seed
     )
     bundle = Bundle(
-        model=end_to_end(vectorizer, classifier),
+        model=end_to_end(vectorizer, classifier, word_vectors=table),
         config=config,
         class_names=data.class_names,
         vocabulary_size=vectorizer.vocabulary_size(),
         history={k: [float(v) for v in values] for k, values in history.history.items()},
+        word_vectors=vector_report,
     )
     bundle.metrics = {"validation": evaluate(bundle, data.validation)}
     return bundle
+
+
+def word_vector_table(
+    config: Config, vectorizer: keras.layers.TextVectorization, texts: np.ndarray, verbose: int | str = 0
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The (vocabulary, dim) table for the conv1d path, and a report of where it came from."""
+    vocabulary = vectorizer.get_vocabulary()
+    start = time.perf_counter()
+    if config.word_vectors is not None:
+        vectors = read_word_vectors(config.word_vectors, vocabulary, seed=config.seed)
+        if vectors.table.shape[1] != config.word_vector_dim:
+            raise ConfigError(
+                f"{config.word_vectors} holds {vectors.table.shape[1]}-dim vectors but word_vector_dim is "
+                f"{config.word_vector_dim}; pass --word-vector-dim {vectors.table.shape[1]}"
+            )
+        report = {
+            "source": str(config.word_vectors),
+            "found": vectors.found,
+            "missing": vectors.missing,
+            "found_share": vectors.found_share,
+        }
+        table = vectors.table
+    else:
+        table = train_word_vectors(
+            vectorize(vectorizer, texts),
+            len(vocabulary),
+            dim=config.word_vector_dim,
+            epochs=config.skipgram_epochs,
+            seed=config.seed,
+            verbose=verbose,
+        )
+        report = {"source": "skip-gram", "epochs": config.skipgram_epochs}
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    return table, report
 
 
 def _callbacks(config: Config) -> list[keras.callbacks.Callback]:
@@ -62,5 +109,7 @@ def _callbacks(config: Config) -> list[keras.callbacks.Callback]:
             )
         )
     if config.log_dir is not None:
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("log_dir needs TensorBoard: pip install 'textpipe[tensorboard]'")
         callbacks.append(keras.callbacks.TensorBoard(log_dir=config.log_dir))
     return callbacks

@@ -1,0 +1,5 @@
+import sys
+
+from textpipe.cli import main
+
+sys.exit(main())
