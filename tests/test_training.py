@@ -1,7 +1,7 @@
 import dataclasses
-import pytest
 
 import numpy as np
+import pytest
 
 from conftest import TINY_SETTINGS
 from textpipe.config import Config

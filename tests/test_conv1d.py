@@ -1,0 +1,140 @@
+"""The 100-dim path: word vectors looked up in tf.data, the conv1d model, its raw-string bundle."""
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import FILLER, NEGATIVE, POSITIVE, TINY_SETTINGS
+from textpipe.bundle import load_bundle, save_bundle
+from textpipe.cli import main
+from textpipe.config import Config
+from textpipe.data import Split
+from textpipe.errors import ConfigError
+from textpipe.evaluation import evaluate
+from textpipe.models import build_model
+from textpipe.preprocess import make_dataset
+from textpipe.training import train
+
+CONV_SETTINGS = {**TINY_SETTINGS, "model": "conv1d", "sequence_length": 24, "word_vector_dim": 16,
+                 "skipgram_epochs": 3, "epochs": 10}
+
+
+def co_occurring(n, seed):
+    """Like the shared tiny data, but each text has two sentiment words of the same polarity.
+
+    Frozen word vectors learned by skip-gram only separate the classes if sentiment words are
+    distinguishable by their contexts, as they are in real reviews ("great fun", "dull and slow");
+    with one sentiment word among random filler, "great" and "awful" share every context.
+    """
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words = rng.choices(FILLER, k=rng.randint(1, 8))
+        at = rng.randint(0, len(words))
+        words[at:at] = rng.sample(POSITIVE if i % 2 else NEGATIVE, 2)
+        texts.append(" ".join(words))
+        labels.append(i % 2)
+    return Split(np.array(texts, dtype=object), np.array(labels, dtype=np.int64))
+
+
+@pytest.fixture(scope="module")
+def conv_data(tiny_data):
+    return dataclasses.replace(tiny_data, train=co_occurring(400, 1), validation=co_occurring(100, 2),
+                               test=co_occurring(200, 3))
+
+
+@pytest.fixture(scope="module")
+def conv_bundle(conv_data):
+    return train(Config(**CONV_SETTINGS), conv_data)
+
+
+def test_conv1d_follows_the_reference_stack():
+    model = build_model(Config(model="conv1d"), n_classes=2)
+    assert model.input_shape == (None, 64, 100)
+    layers = [(type(l).__name__, getattr(l, "filters", None)) for l in model.layers]
+    assert layers == [
+        ("Conv1D", 64), ("Conv1D", 64), ("MaxPooling1D", None), ("Conv1D", 128), ("Conv1D", 128),
+        ("GlobalAveragePooling1D", None), ("Dropout", None), ("Dense", None),
+    ]
+    assert all(l.kernel_size == (3,) and l.activation.__name__ == "relu" for l in model.layers if hasattr(l, "filters"))
+    assert model.layers[2].pool_size == (3,)
+
+
+def test_too_short_sequences_are_a_config_error():
+    with pytest.raises(ConfigError, match="conv1d model needs sequence_length >= 19"):
+        Config(model="conv1d", sequence_length=18)
+    build_model(Config(model="conv1d", sequence_length=19), 2)  # the shortest that fits builds
+
+
+def test_conv1d_beats_chance_on_held_out_texts(conv_bundle, conv_data):
+    result = evaluate(conv_bundle, conv_data.test)
+    assert result["accuracy"] > 0.85, result
+    assert conv_bundle.word_vectors["source"] == "skip-gram"
+    assert conv_bundle.word_vector_table().shape == (conv_bundle.vocabulary_size, 16)
+
+
+def test_pipeline_yields_word_vector_sequences(conv_bundle, tiny_data):
+    table = conv_bundle.word_vector_table()
+    ids = make_dataset(conv_bundle.vectorizer, tiny_data.test, 8, shuffle=False)
+    vectors = make_dataset(conv_bundle.vectorizer, tiny_data.test, 8, shuffle=False, word_vectors=table)
+    (id_batch, _), (vector_batch, _) = next(iter(ids)), next(iter(vectors))
+    assert vector_batch.shape == (8, 24, 16)
+    np.testing.assert_array_equal(vector_batch.numpy(), table[id_batch.numpy()])
+
+
+def test_conv1d_bundle_round_trip_on_raw_strings(conv_bundle, tiny_data, tmp_path):
+    path = save_bundle(conv_bundle, tmp_path / "conv")
+    loaded = load_bundle(path)
+    texts = list(tiny_data.test.texts) + ["", "caf\u00e9 \U0001f600", "unknown words only"]
+    np.testing.assert_array_equal(loaded.predict_proba(texts), conv_bundle.predict_proba(texts))
+    np.testing.assert_array_equal(loaded.word_vector_table(), conv_bundle.word_vector_table())
+    # The exported model on raw strings agrees with the classifier fed by the tf.data vector pipeline.
+    fed = make_dataset(loaded.vectorizer, tiny_data.test, 50, shuffle=False, word_vectors=loaded.word_vector_table())
+    from_pipeline = loaded.classifier.predict(fed.map(lambda x, y: x), verbose=0)
+    from_strings = loaded.model.predict(tf.constant(list(tiny_data.test.texts)), verbose=0)
+    np.testing.assert_allclose(from_strings, from_pipeline, atol=1e-5)
+
+
+def test_word_vectors_from_a_glove_file(tiny_data, tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["great", "awful", "film", "zebra"]  # "zebra" is not in the vocabulary
+    glove = tmp_path / "glove.16d.txt"
+    glove.write_text("".join(f"{w} {' '.join(f'{v:.5f}' for v in rng.normal(size=16))}\n" for w in words))
+    bundle = train(Config(**{**CONV_SETTINGS, "epochs": 1, "word_vectors": str(glove)}), tiny_data)
+    report = bundle.word_vectors
+    assert report["found"] == 3 and report["found"] + report["missing"] == bundle.vocabulary_size - 2
+    vocabulary = bundle.vectorizer.get_vocabulary()
+    expected = np.array([float(f"{v:.5f}") for v in np.random.default_rng(0).normal(size=16)], dtype=np.float32)
+    np.testing.assert_allclose(bundle.word_vector_table()[vocabulary.index("great")], expected, rtol=1e-6)
+
+    with pytest.raises(ConfigError, match="holds 16-dim vectors but word_vector_dim is 100"):
+        train(Config(**{**CONV_SETTINGS, "word_vector_dim": 100, "word_vectors": str(glove)}), tiny_data)
+
+
+def test_similarity_is_the_cosine_of_the_table_rows(tiny_bundle, conv_bundle):
+    for bundle in (tiny_bundle, conv_bundle):
+        table, vocabulary = bundle.word_vector_table(), bundle.vectorizer.get_vocabulary()
+        a, b = table[vocabulary.index("great")], table[vocabulary.index("awful")]
+        expected = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+        assert bundle.similarity("Great", "awful") == pytest.approx(expected, abs=1e-5)
+        neighbors = bundle.neighbors("great", k=3)
+        assert len(neighbors) == 3 and "great" not in [w for w, _ in neighbors]
+        assert [s for _, s in neighbors] == sorted((s for _, s in neighbors), reverse=True)
+
+
+def test_lstm_table_is_its_trained_embedding(tiny_bundle):
+    assert tiny_bundle.word_vector_table().shape == (tiny_bundle.vocabulary_size, TINY_SETTINGS["embedding_dim"])
+
+
+def test_neighbors_and_similarity_commands(saved_bundle, capsys):
+    assert main(["neighbors", str(saved_bundle), "great", "-k", "4"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 4 and all(-1 <= float(score) <= 1 for score, _ in rows)
+    assert main(["similarity", str(saved_bundle), "great", "great"]) == 0
+    assert float(capsys.readouterr().out) == pytest.approx(1.0, abs=1e-4)
+    assert main(["similarity", str(saved_bundle), "great", "xylophone"]) == 2
+    assert "'xylophone' is not in the model's vocabulary" in capsys.readouterr().err
+    assert main(["neighbors", str(saved_bundle), "great", "-k", "0"]) == 2
