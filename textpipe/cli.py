@@ -69,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="+", metavar="TEXT", help="texts to classify")
     predict.set_defaults(run=run_predict)
 
+    score = commands.add_parser("score", help="score text files, writing one prediction per input row")
+    score.add_argument("bundle", help="model bundle folder")
+    score.add_argument("inputs", nargs="+", metavar="INPUT", help="text (one document per line), CSV/TSV or JSON Lines file; - for stdin")
+    score.add_argument("--output", "-o", required=True, help="output file; - for stdout (written atomically)")
+    score.add_argument("--format", choices=["jsonl", "csv"], help="output format (default: from --output's extension, else jsonl)")
+    score.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl"], help="input format (default: from each file's extension; others are plain text)")
+    score.add_argument("--text-column", help="text column of CSV/TSV/JSON Lines input (default: found by name)")
+    score.add_argument("--id-column", help="column whose value identifies each row in the output")
+    score.add_argument("--batch-size", type=int, default=512, help="texts per model call (default: 512)")
+    score.add_argument("--skip-empty", action="store_true", help="leave empty rows out of the output (they are still counted)")
+    score.set_defaults(run=run_score)
+
     neighbors = commands.add_parser("neighbors", help="the words closest to WORD by cosine similarity")
     neighbors.add_argument("bundle", help="model bundle folder")
     neighbors.add_argument("word")
@@ -161,6 +173,33 @@ def run_predict(args: argparse.Namespace) -> int:
     for text, row in zip(args.texts, probabilities):
         best = int(row.argmax())
         print(f"{bundle.class_names[best]}\t{row[best]:.4f}\t{text}")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from textpipe.bundle import load_bundle
+    from textpipe.scoring import resolve_inputs, score_files
+
+    resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)  # fail before loading
+    bundle = load_bundle(args.bundle)
+    with tqdm(unit=" rows", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+        summary = score_files(
+            bundle,
+            args.inputs,
+            args.output,
+            output_format=args.format,
+            input_format=args.input_format,
+            text_column=args.text_column,
+            id_column=args.id_column,
+            batch_size=args.batch_size,
+            skip_empty=args.skip_empty,
+            progress=bar.update,
+        )
+    print(f"textpipe: {summary.describe()}", file=sys.stderr)
+    if args.output != "-":
+        print(f"textpipe: predictions written to {args.output}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,174 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from textpipe.cli import main
+from textpipe.errors import DataError
+from textpipe.scoring import read_rows, resolve_inputs, score_files
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture()
+def mixed_inputs(tmp_path):
+    text = tmp_path / "a.txt"
+    text.write_bytes(b"the film was lovely\n\na dreadful show\nbad \xff\xfe bytes but superb\n")
+    table = tmp_path / "b.csv"
+    with table.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "review", "extra"])
+        w.writerows([["r1", "boring, dull plot", "x"], ["r2", "wonderful acting, really", "y"], ["r3", "", "z"]])
+    lines = tmp_path / "c.jsonl"
+    lines.write_text(
+        json.dumps({"text": "great story", "n": 1}) + "\n\n" + json.dumps({"text": "caf\u00e9 \U0001f600 awful"}) + "\n",
+        encoding="utf-8",
+    )
+    return [text, table, lines]
+
+
+def test_order_count_and_predictions_match_the_bundle(saved_bundle, tiny_bundle, mixed_inputs, tmp_path):
+    out = tmp_path / "out.jsonl"
+    summary = score_files(tiny_bundle, [str(p) for p in mixed_inputs], out, batch_size=3)
+    records = read_jsonl(out)
+    expected_rows = [(str(mixed_inputs[0]), n) for n in (1, 2, 3, 4)]
+    expected_rows += [(str(mixed_inputs[1]), n) for n in (1, 2, 3)]
+    expected_rows += [(str(mixed_inputs[2]), n) for n in (1, 2, 3)]
+    assert [(r["source"], r["row"]) for r in records] == expected_rows
+    assert (summary.rows_read, summary.scored, summary.empty, summary.replaced) == (10, 7, 3, 1)
+
+    scored = [r for r in records if not r["empty"]]
+    texts = ["the film was lovely", "a dreadful show", "bad \ufffd\ufffd bytes but superb", "boring, dull plot",
+             "wonderful acting, really", "great story", "caf\u00e9 \U0001f600 awful"]
+    expected = tiny_bundle.predict_proba(texts)
+    got = np.array([[r["probabilities"][c] for c in tiny_bundle.class_names] for r in scored])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert [r["label"] for r in scored] == tiny_bundle.predict(texts)
+    assert [r["replaced_bytes"] for r in records].count(True) == 1 and records[3]["replaced_bytes"]
+    assert records[1] == {"source": str(mixed_inputs[0]), "row": 2, "label": None, "probabilities": None,
+                          "empty": True, "replaced_bytes": False}
+
+
+def test_skip_empty_leaves_them_out_but_counts_them(tiny_bundle, mixed_inputs, tmp_path):
+    out = tmp_path / "out.jsonl"
+    summary = score_files(tiny_bundle, [str(p) for p in mixed_inputs], out, skip_empty=True)
+    records = read_jsonl(out)
+    assert len(records) == 7 and not any(r["empty"] for r in records)
+    assert (summary.rows_read, summary.scored, summary.empty) == (10, 7, 3)
+
+
+def test_csv_output_and_id_column(tiny_bundle, mixed_inputs, tmp_path):
+    out = tmp_path / "out.csv"
+    score_files(tiny_bundle, [str(mixed_inputs[1])], out, id_column="id")
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["id"] for r in rows] == ["r1", "r2", "r3"]
+    assert list(rows[0]) == ["source", "row", "id", "label", "p_negative", "p_positive", "empty", "replaced_bytes"]
+    assert rows[0]["label"] == "negative" and rows[1]["label"] == "positive"
+    assert float(rows[0]["p_negative"]) + float(rows[0]["p_positive"]) == pytest.approx(1.0)
+    assert rows[2]["empty"] == "1" and rows[2]["label"] == ""
+
+
+def test_batch_size_does_not_change_results(tiny_bundle, mixed_inputs, tmp_path):
+    paths = [str(p) for p in mixed_inputs]
+    score_files(tiny_bundle, paths, tmp_path / "one.jsonl", batch_size=1)
+    score_files(tiny_bundle, paths, tmp_path / "many.jsonl", batch_size=1000)
+    one, many = read_jsonl(tmp_path / "one.jsonl"), read_jsonl(tmp_path / "many.jsonl")
+    assert [(r["source"], r["row"], r["label"]) for r in one] == [(r["source"], r["row"], r["label"]) for r in many]
+    for a, b in zip(one, many):
+        if a["probabilities"]:
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "content, name, kwargs, message",
+    [
+        ("id,body\n1,hello\n", "x.csv", {}, "no text column found in .*x.csv"),
+        ("id,text\n1,hello\n", "x.csv", {"text_column": "body"}, "has no column 'body'"),
+        ("id,text\n1,hello\n", "x.csv", {"id_column": "key"}, "has no id column 'key'"),
+        ("hello\n", "x.txt", {"id_column": "key"}, "--id-column needs CSV/TSV or JSON Lines"),
+        ("", "x.csv", {}, "is empty"),
+    ],
+)
+def test_bad_inputs_fail_before_any_work(tmp_path, content, name, kwargs, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        resolve_inputs([str(path)], **kwargs)
+
+
+def test_missing_file_fails_before_any_work(tiny_bundle, mixed_inputs, tmp_path):
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(DataError, match="input file not found: .*nope.txt"):
+        score_files(tiny_bundle, [str(mixed_inputs[0]), str(tmp_path / "nope.txt")], out)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("short.csv", "id,text\n1,fine\n2\n", r"short.csv row 2 has 1 fields and no 'text' column"),
+        ("bad.jsonl", '{"text": "ok"}\n{"text": \n', r"bad.jsonl line 2: not valid JSON"),
+        ("nokey.jsonl", '{"text": "ok"}\n{"body": "x"}\n', r"nokey.jsonl line 2 has no 'text' field"),
+    ],
+)
+def test_broken_rows_are_named_and_leave_no_output(tiny_bundle, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(DataError, match=message):
+        score_files(tiny_bundle, [str(path)], out, text_column="text")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no OUT, no temporary file
+
+
+def test_interrupted_run_leaves_no_output_and_keeps_an_old_one(tiny_bundle, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("a lovely film\n" * 5000)
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous complete output\n")
+    calls = []
+
+    def interrupt(n):
+        calls.append(n)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        score_files(tiny_bundle, [str(big)], out, batch_size=100, progress=interrupt)
+    assert out.read_text() == "previous complete output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt", "out.jsonl"]
+
+
+def test_tsv_and_crlf_text(tmp_path):
+    tsv = tmp_path / "x.tsv"
+    tsv.write_text("text\tlabel\nhello there\t1\n")
+    assert [r.text for r in read_rows(resolve_inputs([str(tsv)])[0])] == ["hello there"]
+    txt = tmp_path / "x.txt"
+    txt.write_bytes(b"one\r\ntwo\r\n")
+    assert [(r.row, r.text) for r in read_rows(resolve_inputs([str(txt)])[0])] == [(1, "one"), (2, "two")]
+
+
+def test_score_command_stdin_to_stdout_and_summary(saved_bundle, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "textpipe", "score", str(saved_bundle), "-", "--output", "-"],
+        input=b"the film was lovely\n\nawful \xff show\n", capture_output=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [(r["source"], r["row"], r["label"]) for r in records] == [
+        ("-", 1, "positive"), ("-", 2, None), ("-", 3, "negative")]
+    assert "3 rows read, 2 scored, 1 empty, 1 with replaced bytes" in proc.stderr.decode()
+
+
+def test_score_command_errors_exit_2(saved_bundle, tmp_path, capsys):
+    assert main(["score", str(saved_bundle), str(tmp_path / "missing.txt"), "-o", str(tmp_path / "o.jsonl")]) == 2
+    assert "input file not found" in capsys.readouterr().err
+    (tmp_path / "in.txt").write_text("hello\n")
+    assert main(["score", str(tmp_path / "no-bundle"), str(tmp_path / "in.txt"), "-o", str(tmp_path / "o.jsonl")]) == 2
+    assert "no model bundle" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

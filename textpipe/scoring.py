@@ -1,0 +1,397 @@
+"""Score text files with a bundle: stream rows in, predictions out, in input order, with constant memory.
+
+Inputs are plain text (one document per line), CSV/TSV or JSON Lines with a text column, or "-" for
+standard input. Rows flow through a tf.data pipeline (read, batch, prefetch) so reading overlaps with the
+model; each batch's predictions are written as soon as they are ready.
+
+Messy input is counted, never dropped silently: undecodable bytes are replaced (U+FFFD) and the row flagged;
+empty rows are kept without a prediction, or skipped and counted.
+
+The pieces that turn a raw input row into model input (`read_rows`) and model output into an output record
+(`output_records`) are shared by every driver of the scorer.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
+
+import numpy as np
+import tensorflow as tf
+
+from textpipe.bundle import Bundle, to_class_probabilities
+from textpipe.data import TEXT_COLUMNS
+from textpipe.errors import DataError
+
+STDIN = "-"
+INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
+OUTPUT_FORMATS = ("jsonl", "csv")
+SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+DEFAULT_BATCH = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class InputRow:
+    source: str  # the input's path as given, or "-"
+    row: int  # 1-based line number (text, JSON Lines) or data row number after the header (CSV/TSV)
+    text: str
+    id: str | None = None  # the id column's value, when one was named
+    replaced: bool = False  # undecodable bytes were replaced with U+FFFD
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()
+
+
+@dataclasses.dataclass
+class ScoreSummary:
+    rows_read: int = 0
+    scored: int = 0
+    empty: int = 0  # kept without a prediction, or skipped with skip_empty
+    replaced: int = 0  # rows whose undecodable bytes were replaced
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.rows_read} rows read, {self.scored} scored, {self.empty} empty, "
+            f"{self.replaced} with replaced bytes; {self.seconds:.1f} s, {self.rate:,.0f} rows/s"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    path: str
+    format: str  # one of INPUT_FORMATS
+    text_column: str | None = None
+    id_column: str | None = None
+
+
+def resolve_inputs(
+    paths: Sequence[str],
+    input_format: str | None = None,
+    text_column: str | None = None,
+    id_column: str | None = None,
+) -> list[InputSpec]:
+    """Check every input before any work starts: it exists, its format is known, its header has the columns."""
+    if not paths:
+        raise DataError("no input files given")
+    if input_format is not None and input_format not in INPUT_FORMATS:
+        raise DataError(f"unknown input format {input_format!r}; choose from {', '.join(INPUT_FORMATS)}")
+    if sum(p == STDIN for p in paths) > 1:
+        raise DataError("standard input ('-') can be read only once")
+    specs = []
+    for path in paths:
+        if path != STDIN and not Path(path).is_file():
+            raise DataError(f"input file not found: {path}")
+        fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
+        if fmt == "text" and id_column is not None:
+            raise DataError(f"--id-column needs CSV/TSV or JSON Lines input; {path} is read as plain text")
+        spec = InputSpec(path, fmt, text_column, id_column)
+        if fmt in ("csv", "tsv") and path != STDIN:
+            spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
+        specs.append(spec)
+    return specs
+
+
+def read_rows(spec: InputSpec, skip_empty: bool = False) -> Iterator[InputRow]:
+    """The rows of one input, in order, decoded with replacement of undecodable bytes."""
+    with _open_binary(spec.path) as raw:
+        if spec.format == "text":
+            rows = _text_rows(spec, raw)
+        elif spec.format == "jsonl":
+            rows = _jsonl_rows(spec, raw)
+        else:
+            rows = _csv_rows(spec, raw)
+        for row in rows:
+            if not (skip_empty and row.empty):
+                yield row
+
+
+def output_records(rows: Sequence[InputRow], probabilities: np.ndarray, class_names: Sequence[str]) -> Iterator[dict]:
+    """One output record per input row; empty rows get no label or probabilities."""
+    for row, probs in zip(rows, probabilities):
+        record: dict[str, Any] = {"source": row.source, "row": row.row}
+        if row.id is not None:
+            record["id"] = row.id
+        if row.empty:
+            record["label"] = None
+            record["probabilities"] = None
+        else:
+            record["label"] = class_names[int(np.argmax(probs))]
+            record["probabilities"] = {name: float(p) for name, p in zip(class_names, probs)}
+        record["empty"] = row.empty
+        record["replaced_bytes"] = row.replaced
+        yield record
+
+
+def score_rows(
+    bundle: Bundle,
+    specs: Sequence[InputSpec],
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    skip_empty: bool = False,
+    summary: ScoreSummary | None = None,
+) -> Iterator[dict]:
+    """Output records for every row of `specs`, in input order, predicted batch by batch.
+
+    Pass a ScoreSummary to have it filled in as rows go by (empty rows skipped with `skip_empty` are
+    counted in it too).
+    """
+    if batch_size < 1:
+        raise DataError(f"batch size must be at least 1, got {batch_size}")
+    summary = summary if summary is not None else ScoreSummary()
+    start = time.perf_counter()
+    infer = _inference_function(bundle)
+
+    def counted_rows() -> Iterator[InputRow]:
+        for spec in specs:
+            for row in read_rows(spec):
+                summary.rows_read += 1
+                summary.replaced += row.replaced
+                if row.empty:
+                    summary.empty += 1
+                    if skip_empty:
+                        continue
+                yield row
+
+    # tf.data carries the batches of texts; the InputRow objects wait in a queue beside it, in the
+    # same order, so metadata never has to round-trip through tensors.
+    pending: collections.deque[InputRow] = collections.deque()
+    failure: list[BaseException] = []
+    texts = tf.data.Dataset.from_generator(
+        lambda: _remember(counted_rows(), pending, failure), output_signature=tf.TensorSpec((), tf.string)
+    )
+    for batch in texts.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+        n = int(batch.shape[0])
+        rows = [pending.popleft() for _ in range(n)]
+        probabilities = to_class_probabilities(infer(batch).numpy())
+        summary.scored += sum(not r.empty for r in rows)
+        summary.seconds = time.perf_counter() - start
+        yield from output_records(rows, probabilities, bundle.class_names)
+    if failure:
+        raise failure[0]
+    summary.seconds = time.perf_counter() - start
+
+
+def score_files(
+    bundle: Bundle,
+    inputs: Sequence[str],
+    output: str | Path,
+    *,
+    output_format: str | None = None,
+    input_format: str | None = None,
+    text_column: str | None = None,
+    id_column: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    skip_empty: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ScoreSummary:
+    """Score `inputs` into the file `output` ("-": standard output), written atomically.
+
+    `progress`, if given, is called with the number of rows just written, batch by batch.
+    """
+    output_format = output_format or ("csv" if str(output).lower().endswith(".csv") else "jsonl")
+    if output_format not in OUTPUT_FORMATS:
+        raise DataError(f"unknown output format {output_format!r}; choose from {', '.join(OUTPUT_FORMATS)}")
+    specs = resolve_inputs(inputs, input_format, text_column, id_column)
+    summary = ScoreSummary()
+    records = score_rows(bundle, specs, batch_size=batch_size, skip_empty=skip_empty, summary=summary)
+    with _atomic_output(output) as out:
+        write = _writer(out, output_format, bundle.class_names, with_id=id_column is not None)
+        written = 0
+        for record in records:
+            write(record)
+            written += 1
+            if progress is not None and written % batch_size == 0:
+                progress(batch_size)
+        if progress is not None and written % batch_size:
+            progress(written % batch_size)
+    return summary
+
+
+def _inference_function(bundle: Bundle) -> Callable[[tf.Tensor], tf.Tensor]:
+    # One traced graph for every batch size, instead of Keras' per-call overhead of predict().
+    model = bundle.model
+    return tf.function(
+        lambda texts: model(texts, training=False), input_signature=[tf.TensorSpec((None,), tf.string)]
+    )
+
+
+def _remember(
+    rows: Iterable[InputRow], pending: collections.deque[InputRow], failure: list[BaseException]
+) -> Iterator[str]:
+    """Texts for tf.data, their rows queued in `pending`. An error while reading ends the stream and is
+    kept in `failure` for the consumer to raise as it is (tf.data would wrap it in its own error type)."""
+    try:
+        for row in rows:
+            pending.append(row)
+            yield row.text
+    except Exception as e:
+        failure.append(e)
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), True
+
+
+@contextlib.contextmanager
+def _open_binary(path: str) -> Iterator[io.BufferedIOBase]:
+    if path == STDIN:
+        yield sys.stdin.buffer
+    else:
+        with open(path, "rb") as f:
+            yield f
+
+
+def _text_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
+    for number, line in enumerate(raw, start=1):
+        text, replaced = _decode(line.rstrip(b"\r\n"))
+        yield InputRow(spec.path, number, text, None, replaced)
+
+
+def _jsonl_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
+    for number, line in enumerate(raw, start=1):
+        decoded, replaced = _decode(line)
+        if not decoded.strip():
+            yield InputRow(spec.path, number, "", None, replaced)
+            continue
+        try:
+            record = json.loads(decoded)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{spec.path} line {number}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{spec.path} line {number}: expected a JSON object, got {type(record).__name__}")
+        column = spec.text_column or _pick_text_column(list(record), f"{spec.path} line {number}")
+        text = record.get(column)
+        if not isinstance(text, str):
+            problem = "has no" if column not in record else f"has a non-text ({type(text).__name__})"
+            raise DataError(f"{spec.path} line {number} {problem} {column!r} field")
+        yield InputRow(spec.path, number, text, _id_value(record, spec, number), replaced)
+
+
+def _csv_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
+    text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+    reader = csv.reader(text, delimiter=_delimiter(spec))
+    header = next(reader, None)
+    if header is None:
+        return
+    _, text_index, id_index = _csv_columns(header, spec)
+    needed = max(text_index, -1 if id_index is None else id_index)
+    for number, fields in enumerate(reader, start=1):
+        if not fields:
+            yield InputRow(spec.path, number, "")  # a blank line
+            continue
+        if len(fields) <= needed:
+            raise DataError(f"{spec.path} row {number} has {len(fields)} fields and no {header[needed]!r} column")
+        value, replaced = _unescape(fields[text_index])
+        row_id = _unescape(fields[id_index])[0] if id_index is not None else None
+        yield InputRow(spec.path, number, value, row_id, replaced)
+
+
+def _csv_columns(header: list[str], spec: InputSpec) -> tuple[str, int, int | None]:
+    """The text column's name and index, and the id column's index, checked against the header."""
+    column = spec.text_column or _pick_text_column(header, spec.path)
+    for name, kind in ((column, "column"), (spec.id_column, "id column")):
+        if name is not None and name not in header:
+            raise DataError(f"{spec.path} has no {kind} {name!r} (columns: {', '.join(header)})")
+    id_index = header.index(spec.id_column) if spec.id_column is not None else None
+    return column, header.index(column), id_index
+
+
+def _delimiter(spec: InputSpec) -> str:
+    return "\t" if spec.format == "tsv" else ","
+
+
+def _unescape(field: str) -> tuple[str, bool]:
+    # surrogateescape keeps undecodable bytes as lone surrogates; turn them into U+FFFD, and say so.
+    try:
+        field.encode("utf-8")
+        return field, False
+    except UnicodeEncodeError:
+        return field.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace"), True
+
+
+def _csv_text_column(spec: InputSpec) -> str:
+    with open(spec.path, "rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        header = next(csv.reader(text, delimiter=_delimiter(spec)), None)
+    if header is None:
+        raise DataError(f"{spec.path} is empty: a CSV/TSV input needs a header row")
+    return _csv_columns(header, spec)[0]
+
+
+def _pick_text_column(columns: Sequence[str], where: str) -> str:
+    found = [c for c in columns if c.lower() in TEXT_COLUMNS]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(f"no text column found in {where} (columns: {', '.join(columns)}); name it with --text-column")
+    raise DataError(f"ambiguous text column in {where}: {', '.join(found)}; pick one with --text-column")
+
+
+def _id_value(record: dict, spec: InputSpec, number: int) -> str | None:
+    if spec.id_column is None:
+        return None
+    if spec.id_column not in record:
+        raise DataError(f"{spec.path} line {number} has no {spec.id_column!r} field")
+    return str(record[spec.id_column])
+
+
+def _writer(out: TextIO, output_format: str, class_names: Sequence[str], with_id: bool) -> Callable[[dict], None]:
+    if output_format == "jsonl":
+        return lambda record: out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    columns = ["source", "row"] + (["id"] if with_id else []) + ["label"]
+    columns += [f"p_{name}" for name in class_names] + ["empty", "replaced_bytes"]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+
+    def write(record: dict) -> None:
+        probabilities = record["probabilities"] or {}
+        writer.writerow(
+            [record["source"], record["row"]]
+            + ([record["id"]] if with_id else [])
+            + [record["label"] or ""]
+            + [probabilities.get(name, "") for name in class_names]
+            + [int(record["empty"]), int(record["replaced_bytes"])]
+        )
+
+    return write
+
+
+@contextlib.contextmanager
+def _atomic_output(output: str | Path) -> Iterator[TextIO]:
+    """A text stream for `output`: stdout for "-", else a temporary file renamed into place on success."""
+    if str(output) == STDIN:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
