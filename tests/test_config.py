@@ -38,6 +38,8 @@ def test_unknown_key_is_named(tmp_path):
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"model": "gpt"}, "model must be one of"),
         ({"validation_fraction": 0}, "validation_fraction"),
+        ({"seed": 2**32}, r"seed must be in \[0, 2\*\*32\)"),
+        ({"word_vectors": "glove.txt"}, "word_vectors feed the conv1d model only"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(values, message):

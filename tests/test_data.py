@@ -138,16 +138,20 @@ def test_sample_dataset_is_the_default():
         (
             lambda d: write(frame(4).assign(text=["a", None, "c", "d"]), d / "train.parquet"),
             {},
-            "row 1 of split 'train' .* no text",
+            "row 2 of split 'train' .* no text",  # rows count from 1, as a user counts them
         ),
         (
             lambda d: write(frame(4).assign(text=["a", float("nan"), "c", "d"]), d / "train.csv"),
             {},
-            "row 1 of split 'train' .* no text",
+            "row 2 of split 'train' .* no text",
         ),
         (lambda d: write(frame(4).assign(text=[1, 2, 3, 4]), d / "train.parquet"), {}, "holds int64 values, not text"),
-        (lambda d: write(frame(4, labels=[0, 1, None, 1]), d / "train.parquet"), {}, "row 2 .* has no label"),
-        (lambda d: write(frame(4, labels=[0, 1, -3, 1]), d / "train.parquet"), {}, "negative label"),
+        (lambda d: write(frame(4, labels=[0, 1, None, 1]), d / "train.parquet"), {}, "row 3 .* has no label"),
+        (
+            lambda d: (write(frame(10), d / "train.parquet"), write(frame(4).drop(columns="label"), d / "validation.parquet")),
+            {},
+            "row 1 of split 'validation' .* has no label",
+        ),
         (lambda d: write(frame(4, labels=[0, 1, 0.5, 1]), d / "train.parquet"), {}, "not class ids or names"),
         (lambda d: (d / "notes.txt").write_text("hi"), {}, "has no data files"),
         (
@@ -178,7 +182,7 @@ def test_load_split_maps_labels_onto_given_classes(tmp_path):
     with pytest.raises(DataError, match="no split 'dev'.*test"):
         load_split(tmp_path, "dev", class_names=("b", "a"))
     write(frame(2, labels=[0, 5]), tmp_path / "other.jsonl")
-    with pytest.raises(DataError, match="label id 5"):
+    with pytest.raises(DataError, match="label '5', which is not among the classes"):
         load_split(tmp_path / "other.jsonl", "train", class_names=("0", "1"))
 
 
@@ -196,3 +200,13 @@ def test_header_only_csv_and_garbage_parquet(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"this is not parquet")
     with pytest.raises(DataError, match="could not read .*bad.parquet"):
         load_labeled_data(tmp_path / "bad.parquet")
+
+
+def test_integer_labels_are_classes_by_value(tmp_path):
+    # Star ratings 1..5 are five classes, not six with an empty class 0; -1/1 sentiment works too.
+    write(frame(10, labels=[1, 2, 3, 4, 5] * 2), tmp_path / "train.parquet")
+    data = load_labeled_data(tmp_path / "train.parquet")
+    assert data.class_names == ("1", "2", "3", "4", "5")
+    assert sorted(set(np.concatenate([data.train.labels, data.validation.labels]).tolist())) == [0, 1, 2, 3, 4]
+    write(frame(10, labels=[-1, 1] * 5), tmp_path / "pm.parquet")
+    assert load_labeled_data(tmp_path / "pm.parquet").class_names == ("-1", "1")

@@ -114,7 +114,7 @@ def test_missing_file_fails_before_any_work(tiny_bundle, mixed_inputs, tmp_path)
     [
         ("short.csv", "id,text\n1,fine\n2\n", r"short.csv row 2 has 1 fields and no 'text' column"),
         ("bad.jsonl", '{"text": "ok"}\n{"text": \n', r"bad.jsonl line 2: not valid JSON"),
-        ("nokey.jsonl", '{"text": "ok"}\n{"body": "x"}\n', r"nokey.jsonl line 2 has no 'text' field"),
+        ("nokey.jsonl", '{"text": "ok"}\n{"body": "x"}\n', r"nokey.jsonl line 2 has no column 'text'"),
     ],
 )
 def test_broken_rows_are_named_and_leave_no_output(tiny_bundle, tmp_path, name, content, message):
@@ -172,3 +172,23 @@ def test_score_command_errors_exit_2(saved_bundle, tmp_path, capsys):
     assert main(["score", str(tmp_path / "no-bundle"), str(tmp_path / "in.txt"), "-o", str(tmp_path / "o.jsonl")]) == 2
     assert "no model bundle" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_byte_order_marks_half_characters_and_huge_fields(tiny_bundle, tmp_path):
+    bom_csv = tmp_path / "excel.csv"
+    bom_csv.write_bytes(b"\xef\xbb\xbftext,label\nlovely film,1\n")
+    bom_jsonl = tmp_path / "bom.jsonl"
+    bom_jsonl.write_bytes(b'\xef\xbb\xbf{"text": "dull show"}\n{"text": "half \\ud83d emoji"}\n')
+    huge = tmp_path / "huge.csv"
+    huge.write_text("text\n" + "word " * 40_000 + "\n")  # 200 kB in one field
+    out = tmp_path / "out.jsonl"
+    summary = score_files(tiny_bundle, [str(bom_csv), str(bom_jsonl), str(huge)], out)
+    records = read_jsonl(out)
+    assert [r["row"] for r in records] == [1, 1, 2, 1]
+    assert [r["replaced_bytes"] for r in records] == [False, False, True, False]
+    assert summary.scored == 4
+
+
+def test_output_folder_is_refused_before_work(tiny_bundle, mixed_inputs, tmp_path):
+    with pytest.raises(DataError, match="is a folder"):
+        score_files(tiny_bundle, [str(mixed_inputs[0])], tmp_path)

@@ -14,8 +14,6 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,9 +21,10 @@ import keras
 import numpy as np
 
 from textpipe import __version__
+from textpipe.atomic import atomic_dir
 from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
-from textpipe.errors import BundleError, ConfigError, DataError
+from textpipe.errors import BundleError, ConfigError, DataError, one_line
 
 FORMAT = "textpipe-bundle"
 FORMAT_VERSION = 1
@@ -50,7 +49,7 @@ class Bundle:
 
     @property
     def classifier(self) -> keras.Model:
-        return self.model.get_layer("classifier")
+        return self.model.layers[-1]  # end_to_end puts the classifier last
 
     def word_vector_table(self) -> np.ndarray:
         """The (vocabulary, dim) vectors the model reads words through: the conv1d model's frozen
@@ -118,14 +117,18 @@ def as_text_array(texts: Sequence[str]) -> np.ndarray:
     return array
 
 
+def check_bundle_target(path: str | Path) -> None:
+    """Refuse, before any work, to write a bundle over something that is not one (an empty folder is fine)."""
+    path = Path(path)
+    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not (path / META_FILE).is_file()):
+        raise BundleError(f"{path} exists and is not a textpipe bundle; refusing to overwrite it")
+
+
 def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     """Write `bundle` to the folder `path` atomically, replacing an earlier bundle there."""
     path = Path(path)
-    if path.exists() and not (path / META_FILE).is_file():
-        raise BundleError(f"{path} exists and is not a textpipe bundle; refusing to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    check_bundle_target(path)
+    with atomic_dir(path) as staging:
         bundle.model.save(staging / MODEL_FILE)
         meta = {
             "format": FORMAT,
@@ -140,10 +143,6 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
             "word_vectors": bundle.word_vectors,
         }
         _write_json(staging / META_FILE, meta)
-        _replace_dir(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return path
 
 
@@ -158,6 +157,8 @@ def load_bundle(path: str | Path) -> Bundle:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path} is not a textpipe bundle: {META_FILE} is missing") from None
+    except OSError as e:
+        raise BundleError(f"cannot read {path / META_FILE}: {one_line(e)}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{path / META_FILE} is corrupt: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -179,7 +180,7 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         model = keras.models.load_model(model_path)
     except Exception as e:  # zip, h5 and deserialization errors come in many types
-        raise BundleError(f"{model_path} could not be loaded (corrupt?): {' '.join(str(e).split())[:200]}") from None
+        raise BundleError(f"{model_path} could not be loaded (corrupt?): {one_line(e, 200)}") from None
     return Bundle(
         model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}),
         meta.get("word_vectors", {}),
@@ -200,19 +201,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the complete folder `new` to `target`; an old bundle there is moved aside, then deleted."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, old / target.name)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old / target.name, target)  # put the old bundle back
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)

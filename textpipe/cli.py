@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
 from textpipe import __version__
-from textpipe.errors import TextpipeError
-
-
-class UsageError(TextpipeError):
-    """A command-line value argparse cannot check by itself."""
+from textpipe.errors import TextpipeError, one_line
 
 # Flags that map one-to-one onto Config fields (dest == field name).
 TRAIN_SETTINGS = [
@@ -105,13 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("textpipe: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`textpipe score ... -o - | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:  # a bug, not bad input: still one line, but a different status
-        print(f"textpipe: unexpected error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"textpipe: unexpected error: {type(e).__name__}: {one_line(e, 1000)}", file=sys.stderr)
         return 1
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from textpipe.bundle import save_bundle
+    from textpipe.bundle import check_bundle_target, save_bundle
     from textpipe.config import load_config
     from textpipe.data import load_training_data
     from textpipe.evaluation import format_report
@@ -119,6 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
     config = load_config(args.config, {name: getattr(args, name) for name in names})
+    check_bundle_target(config.output)  # before hours of training, not after
     data = load_training_data(config)
     held_out = "carved from train" if data.validation_from_train else "the dataset's validation split"
     print(
@@ -146,16 +148,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from textpipe.evaluation import evaluate, format_report
 
     bundle = load_bundle(args.bundle)
-    trained_on = bundle.config
-    dataset = args.dataset if args.dataset is not None else trained_on.dataset
-    subset = args.subset if args.dataset is not None else trained_on.subset
+    # Without --dataset: the data the bundle was trained on, with its subset and columns.
+    trained_on = bundle.config if args.dataset is None else None
     split = load_split(
-        dataset,
+        args.dataset if trained_on is None else trained_on.dataset,
         args.split,
-        subset,
+        args.subset or (trained_on.subset if trained_on else None),
         class_names=bundle.class_names,
-        text_column=args.text_column or (trained_on.text_column if args.dataset is None else None),
-        label_column=args.label_column or (trained_on.label_column if args.dataset is None else None),
+        text_column=args.text_column or (trained_on.text_column if trained_on else None),
+        label_column=args.label_column or (trained_on.label_column if trained_on else None),
     )
     result = evaluate(bundle, split)
     if args.json:
@@ -206,8 +207,6 @@ def run_score(args: argparse.Namespace) -> int:
 def run_neighbors(args: argparse.Namespace) -> int:
     from textpipe.bundle import load_bundle
 
-    if args.k < 1:
-        raise UsageError(f"-k must be at least 1, got {args.k}")
     for word, score in load_bundle(args.bundle).neighbors(args.word, args.k):
         print(f"{score:.4f}\t{word}")
     return 0

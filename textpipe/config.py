@@ -65,13 +65,16 @@ class Config:
         _check_at_least("skipgram_epochs", self.skipgram_epochs, 1)
         _check_at_least("epochs", self.epochs, 1)
         _check_at_least("batch_size", self.batch_size, 1)
-        _check_at_least("seed", self.seed, 0)
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.patience is not None:
             _check_at_least("patience", self.patience, 1)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.model != "conv1d" and self.word_vectors is not None:
+            raise ConfigError("word_vectors feed the conv1d model only; add --model conv1d or drop the file")
         if self.model == "conv1d":
             from textpipe.models import conv1d_min_length  # here, not at the top: models imports config
 
@@ -97,9 +100,6 @@ class Config:
             )
         return cls(**values)
 
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
-
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """Defaults, then the TOML file at `path` (if any), then `overrides` (e.g. command-line flags).
@@ -123,7 +123,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as e:
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
 
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
 from textpipe.config import Config
-from textpipe.errors import DataError
+from textpipe.errors import DataError, one_line
 
 # The small review set shipped with textpipe: what `textpipe train` uses when no dataset is named.
 SAMPLE_DATASET = Path(__file__).resolve().parent / "sample_data"
@@ -77,8 +77,8 @@ def load_labeled_data(
     name = _describe(source, subset)
     if "train" not in raw:
         raise DataError(f"{name} has no 'train' split (splits: {', '.join(raw)})")
-    text_col = _find_column(raw["train"], text_column, TEXT_COLUMNS, "text", name)
-    label_col = _find_column(raw["train"], label_column, LABEL_COLUMNS, "label", name)
+    text_col = find_column(raw["train"].column_names, text_column, "text", name)
+    label_col = find_column(raw["train"].column_names, label_column, "label", name, LABEL_COLUMNS)
 
     class_names = _class_names(raw["train"], label_col, name)
     train = _to_split(raw["train"], "train", text_col, label_col, class_names, name)
@@ -125,8 +125,8 @@ def load_split(
     if split not in raw:
         raise DataError(f"{name} has no split {split!r} (splits: {', '.join(raw)})")
     ds = raw[split]
-    text_col = _find_column(ds, text_column, TEXT_COLUMNS, "text", name)
-    label_col = _find_column(ds, label_column, LABEL_COLUMNS, "label", name)
+    text_col = find_column(ds.column_names, text_column, "text", name)
+    label_col = find_column(ds.column_names, label_column, "label", name, LABEL_COLUMNS)
     if _unlabeled(ds, label_col):
         raise DataError(f"split {split!r} of {name} has no labels (all -1); evaluate on another split")
     return _to_split(ds, split, text_col, label_col, tuple(class_names), name)
@@ -139,7 +139,7 @@ def _describe(source: str | Path | None, subset: str | None) -> str:
 
 
 def _load_raw(source: str | Path | None, subset: str | None) -> datasets.DatasetDict:
-    path = SAMPLE_DATASET if source is None else Path(source)
+    path = SAMPLE_DATASET if source is None else Path(source).expanduser()
     if path.exists():
         return _load_local(path)
     if str(source).startswith((".", "/", "~")) or Path(str(source)).suffix in FILE_FORMATS:
@@ -156,9 +156,10 @@ def _load_raw(source: str | Path | None, subset: str | None) -> datasets.Dataset
             f"could not reach the Hugging Face Hub to load '{source}' (no network?); download it "
             "beforehand or pass a local folder or file (Parquet, CSV, TSV, JSON Lines) instead"
         ) from None
-    except ValueError as e:
-        # datasets raises ValueError for a missing or unknown config name, listing the valid ones.
-        raise DataError(f"could not load '{source}': {_one_line(e)}") from None
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        # ValueError: a missing or unknown config name (the message lists the valid ones);
+        # FileNotFoundError: a path-like id with no files; RuntimeError: script-based datasets.
+        raise DataError(f"could not load '{source}': {one_line(e)}") from None
     if not isinstance(loaded, datasets.DatasetDict):
         raise DataError(f"'{source}' did not load as named splits")
     return loaded
@@ -189,7 +190,7 @@ def _load_local(path: Path) -> datasets.DatasetDict:
             builder, data_files={split: str(f) for split, f in files.items()}, **kwargs
         )
     except Exception as e:  # pyarrow/pandas parse errors come in many types
-        raise DataError(f"could not read {path}: {_one_line(_root_cause(e))}") from None
+        raise DataError(f"could not read {path}: {one_line(_root_cause(e))}") from None
 
 
 def _is_empty(file: Path) -> bool:
@@ -218,10 +219,13 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
-def _find_column(
-    ds: datasets.Dataset, given: str | None, candidates: Sequence[str], kind: str, name: str
+def find_column(
+    columns: Sequence[str], given: str | None, kind: str, name: str, candidates: Sequence[str] = TEXT_COLUMNS
 ) -> str:
-    columns = ds.column_names
+    """`given` if `columns` has it, else the one column whose name is among `candidates`.
+
+    `kind` ("text", "label") names the column and its flag in messages; `name` says where the columns are.
+    """
     if given is not None:
         if given not in columns:
             raise DataError(f"{name} has no column {given!r} (columns: {', '.join(columns)})")
@@ -238,33 +242,35 @@ def _find_column(
 
 
 def _class_names(train: datasets.Dataset, label_col: str, name: str) -> tuple[str, ...]:
+    """ClassLabel names when the dataset has them, else the sorted distinct labels of train.
+
+    Integer labels are sorted as numbers and named by their value: labels 1..5 (star ratings) are
+    five classes "1".."5", not six with an empty class 0.
+    """
     feature = train.features[label_col]
     if isinstance(feature, datasets.ClassLabel):
         return tuple(feature.names)
     column = _label_column(train, label_col, "train", name)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if _is_text(column):
         return tuple(sorted(pc.unique(column).to_pylist()))
-    ids = column.to_numpy(zero_copy_only=False)
-    _check_integer_labels(ids, "train", name)
-    return tuple(str(i) for i in range(int(ids.max()) + 1))
+    return tuple(str(v) for v in sorted(set(_integer_labels(column, "train", name).tolist())))
 
 
 def _label_column(ds: datasets.Dataset, label_col: str, split: str, name: str) -> pa.ChunkedArray:
+    _require_column(ds, label_col, split, name)
     column = ds.data.column(label_col)
     if column.null_count:
-        row = _first_null(column)
-        raise DataError(f"row {row} of split {split!r} of {name} has no label in column {label_col!r}")
+        raise DataError(f"row {_first_null(column)} of split {split!r} of {name} has no label in column {label_col!r}")
     return column
 
 
-def _check_integer_labels(ids: np.ndarray, split: str, name: str) -> None:
-    if ids.dtype == bool:
-        return
-    if not np.issubdtype(ids.dtype, np.number) or not np.all(np.mod(ids, 1) == 0):
-        raise DataError(f"labels of split {split!r} of {name} are not class ids or names (dtype {ids.dtype})")
-    if ids.min() < 0:
-        row = int(np.argmin(ids))
-        raise DataError(f"row {row} of split {split!r} of {name} has a negative label ({ids[row]})")
+def _integer_labels(column: pa.ChunkedArray, split: str, name: str) -> np.ndarray:
+    values = column.to_numpy(zero_copy_only=False)
+    if values.dtype == bool:
+        return values.astype(np.int64)
+    if not np.issubdtype(values.dtype, np.number) or not np.all(np.mod(values, 1) == 0):
+        raise DataError(f"labels of split {split!r} of {name} are not class ids or names (dtype {values.dtype})")
+    return values.astype(np.int64)
 
 
 def _to_split(
@@ -272,8 +278,9 @@ def _to_split(
 ) -> Split:
     if len(ds) == 0:
         raise DataError(f"split {split!r} of {name} is empty")
+    _require_column(ds, text_col, split, name)
     texts = ds.data.column(text_col)
-    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+    if not _is_text(texts):
         raise DataError(
             f"column {text_col!r} of split {split!r} of {name} holds {texts.type} values, not text"
         )
@@ -283,26 +290,36 @@ def _to_split(
         )
 
     column = _label_column(ds, label_col, split, name)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if isinstance(ds.features[label_col], datasets.ClassLabel):
+        labels = _integer_labels(column, split, name)
+        if labels.min() < 0 or labels.max() >= len(class_names):
+            bad = labels[(labels < 0) | (labels >= len(class_names))][0]
+            raise DataError(
+                f"split {split!r} of {name} has label id {bad}, outside the {len(class_names)} classes "
+                f"({', '.join(class_names)})"
+            )
+    else:
+        values = column.to_pylist() if _is_text(column) else [str(v) for v in _integer_labels(column, split, name)]
         index = {n: i for i, n in enumerate(class_names)}
-        values = column.to_pylist()
         unknown = next((v for v in values if v not in index), None)
         if unknown is not None:
             raise DataError(
                 f"split {split!r} of {name} has label {unknown!r}, which is not among the classes "
                 f"({', '.join(class_names)})"
             )
-        labels = np.array([index[v] for v in values], dtype=np.int64)
-    else:
-        labels = column.to_numpy(zero_copy_only=False)
-        _check_integer_labels(labels, split, name)
-        labels = labels.astype(np.int64)
-        if labels.max() >= len(class_names):
-            raise DataError(
-                f"split {split!r} of {name} has label id {labels.max()}, but there are only "
-                f"{len(class_names)} classes ({', '.join(class_names)})"
-            )
+        labels = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
     return Split(np.array(texts.to_pylist(), dtype=object), labels)
+
+
+def _require_column(ds: datasets.Dataset, column: str, split: str, name: str) -> None:
+    if column not in ds.column_names:
+        raise DataError(
+            f"split {split!r} of {name} has no column {column!r} (columns: {', '.join(ds.column_names)})"
+        )
+
+
+def _is_text(column: pa.ChunkedArray) -> bool:
+    return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
 
 
 def _unlabeled(ds: datasets.Dataset, label_col: str) -> bool:
@@ -328,9 +345,5 @@ def _carve(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
 
 
 def _first_null(column: pa.ChunkedArray) -> int:
-    return int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    """1-based data row number of the first null, as a user counts rows (after a CSV header)."""
+    return int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0]) + 1

@@ -19,3 +19,9 @@ class DataError(TextpipeError):
 
 class BundleError(TextpipeError):
     """A saved model bundle is missing, incomplete or unreadable."""
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut to `limit` characters, for wrapping third-party errors."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -40,7 +40,7 @@ def adapt_vectorizer(vectorizer: keras.layers.TextVectorization, texts: np.ndarr
 def vectorize(vectorizer: keras.layers.TextVectorization, texts: np.ndarray) -> np.ndarray:
     """Token ids of `texts` as one (n, sequence_length) array, computed in batches."""
     ds = tf.data.Dataset.from_tensor_slices(texts).batch(VECTORIZE_BATCH).map(vectorizer, num_parallel_calls=AUTOTUNE)
-    return np.concatenate(list(ds.as_numpy_iterator())) if len(texts) else np.zeros((0, 0), np.int64)
+    return np.concatenate(list(ds.as_numpy_iterator()))
 
 
 def make_dataset(

@@ -13,15 +13,14 @@ The pieces that turn a raw input row into model input (`read_rows`) and model ou
 
 from __future__ import annotations
 
+import codecs
 import collections
 import contextlib
 import csv
 import dataclasses
 import io
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
@@ -29,15 +28,18 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 import numpy as np
 import tensorflow as tf
 
+from textpipe.atomic import atomic_file
 from textpipe.bundle import Bundle, to_class_probabilities
-from textpipe.data import TEXT_COLUMNS
-from textpipe.errors import DataError
+from textpipe.data import find_column
+from textpipe.errors import DataError, one_line
 
 STDIN = "-"
 INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
 OUTPUT_FORMATS = ("jsonl", "csv")
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 DEFAULT_BATCH = 512
+# The csv module refuses fields over 128 KiB by default; a long document in one cell is legitimate input.
+csv.field_size_limit(2**31 - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +109,7 @@ def resolve_inputs(
     return specs
 
 
-def read_rows(spec: InputSpec, skip_empty: bool = False) -> Iterator[InputRow]:
+def read_rows(spec: InputSpec) -> Iterator[InputRow]:
     """The rows of one input, in order, decoded with replacement of undecodable bytes."""
     with _open_binary(spec.path) as raw:
         if spec.format == "text":
@@ -116,9 +118,7 @@ def read_rows(spec: InputSpec, skip_empty: bool = False) -> Iterator[InputRow]:
             rows = _jsonl_rows(spec, raw)
         else:
             rows = _csv_rows(spec, raw)
-        for row in rows:
-            if not (skip_empty and row.empty):
-                yield row
+        yield from rows
 
 
 def output_records(rows: Sequence[InputRow], probabilities: np.ndarray, class_names: Sequence[str]) -> Iterator[dict]:
@@ -207,10 +207,12 @@ def score_files(
     output_format = output_format or ("csv" if str(output).lower().endswith(".csv") else "jsonl")
     if output_format not in OUTPUT_FORMATS:
         raise DataError(f"unknown output format {output_format!r}; choose from {', '.join(OUTPUT_FORMATS)}")
+    if str(output) != STDIN and Path(output).is_dir():
+        raise DataError(f"output {output} is a folder; name a file to write the predictions to")
     specs = resolve_inputs(inputs, input_format, text_column, id_column)
     summary = ScoreSummary()
     records = score_rows(bundle, specs, batch_size=batch_size, skip_empty=skip_empty, summary=summary)
-    with _atomic_output(output) as out:
+    with _output_stream(output) as out, contextlib.closing(records):
         write = _writer(out, output_format, bundle.class_names, with_id=id_column is not None)
         written = 0
         for record in records:
@@ -244,7 +246,10 @@ def _remember(
         failure.append(e)
 
 
-def _decode(raw: bytes) -> tuple[str, bool]:
+def _decode(raw: bytes, first: bool = False) -> tuple[str, bool]:
+    """UTF-8 text of one line and whether bytes had to be replaced; a byte-order mark on line 1 is dropped."""
+    if first and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
     try:
         return raw.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -262,13 +267,13 @@ def _open_binary(path: str) -> Iterator[io.BufferedIOBase]:
 
 def _text_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
     for number, line in enumerate(raw, start=1):
-        text, replaced = _decode(line.rstrip(b"\r\n"))
+        text, replaced = _decode(line.rstrip(b"\r\n"), first=number == 1)
         yield InputRow(spec.path, number, text, None, replaced)
 
 
 def _jsonl_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
     for number, line in enumerate(raw, start=1):
-        decoded, replaced = _decode(line)
+        decoded, replaced = _decode(line, first=number == 1)
         if not decoded.strip():
             yield InputRow(spec.path, number, "", None, replaced)
             continue
@@ -278,21 +283,32 @@ def _jsonl_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
             raise DataError(f"{spec.path} line {number}: not valid JSON ({e.msg})") from None
         if not isinstance(record, dict):
             raise DataError(f"{spec.path} line {number}: expected a JSON object, got {type(record).__name__}")
-        column = spec.text_column or _pick_text_column(list(record), f"{spec.path} line {number}")
+        column = find_column(list(record), spec.text_column, "text", f"{spec.path} line {number}")
         text = record.get(column)
         if not isinstance(text, str):
             problem = "has no" if column not in record else f"has a non-text ({type(text).__name__})"
             raise DataError(f"{spec.path} line {number} {problem} {column!r} field")
-        yield InputRow(spec.path, number, text, _id_value(record, spec, number), replaced)
+        text, escaped = _replace_surrogates(text)  # JSON "\ud83d" escapes can encode half a character
+        yield InputRow(spec.path, number, text, _id_value(record, spec, number), replaced or escaped)
 
 
 def _csv_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
-    text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+    # utf-8-sig: spreadsheet programs start "CSV UTF-8" files with a byte-order mark.
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text, delimiter=_delimiter(spec))
-    header = next(reader, None)
-    if header is None:
-        return
-    _, text_index, id_index = _csv_columns(header, spec)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        _, text_index, id_index = _csv_columns(header, spec)
+        yield from _csv_fields(spec, reader, header, text_index, id_index)
+    except csv.Error as e:
+        raise DataError(f"{spec.path} row {max(reader.line_num - 1, 1)}: {one_line(e)}") from None
+
+
+def _csv_fields(
+    spec: InputSpec, reader: Iterator[list[str]], header: list[str], text_index: int, id_index: int | None
+) -> Iterator[InputRow]:
     needed = max(text_index, -1 if id_index is None else id_index)
     for number, fields in enumerate(reader, start=1):
         if not fields:
@@ -307,10 +323,9 @@ def _csv_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
 
 def _csv_columns(header: list[str], spec: InputSpec) -> tuple[str, int, int | None]:
     """The text column's name and index, and the id column's index, checked against the header."""
-    column = spec.text_column or _pick_text_column(header, spec.path)
-    for name, kind in ((column, "column"), (spec.id_column, "id column")):
-        if name is not None and name not in header:
-            raise DataError(f"{spec.path} has no {kind} {name!r} (columns: {', '.join(header)})")
+    column = find_column(header, spec.text_column, "text", spec.path)
+    if spec.id_column is not None and spec.id_column not in header:
+        raise DataError(f"{spec.path} has no id column {spec.id_column!r} (columns: {', '.join(header)})")
     id_index = header.index(spec.id_column) if spec.id_column is not None else None
     return column, header.index(column), id_index
 
@@ -328,22 +343,21 @@ def _unescape(field: str) -> tuple[str, bool]:
         return field.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace"), True
 
 
+def _replace_surrogates(text: str) -> tuple[str, bool]:
+    try:
+        text.encode("utf-8")
+        return text, False
+    except UnicodeEncodeError:
+        return text.encode("utf-16", errors="surrogatepass").decode("utf-16", errors="replace"), True
+
+
 def _csv_text_column(spec: InputSpec) -> str:
     with open(spec.path, "rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
         header = next(csv.reader(text, delimiter=_delimiter(spec)), None)
     if header is None:
         raise DataError(f"{spec.path} is empty: a CSV/TSV input needs a header row")
     return _csv_columns(header, spec)[0]
-
-
-def _pick_text_column(columns: Sequence[str], where: str) -> str:
-    found = [c for c in columns if c.lower() in TEXT_COLUMNS]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise DataError(f"no text column found in {where} (columns: {', '.join(columns)}); name it with --text-column")
-    raise DataError(f"ambiguous text column in {where}: {', '.join(found)}; pick one with --text-column")
 
 
 def _id_value(record: dict, spec: InputSpec, number: int) -> str | None:
@@ -376,22 +390,11 @@ def _writer(out: TextIO, output_format: str, class_names: Sequence[str], with_id
 
 
 @contextlib.contextmanager
-def _atomic_output(output: str | Path) -> Iterator[TextIO]:
-    """A text stream for `output`: stdout for "-", else a temporary file renamed into place on success."""
+def _output_stream(output: str | Path) -> Iterator[TextIO]:
+    """Standard output for "-", else a file that appears only when complete."""
     if str(output) == STDIN:
         yield sys.stdout
         sys.stdout.flush()
-        return
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+    else:
+        with atomic_file(output) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
