@@ -112,7 +112,8 @@ def bench_training(config, data, rows, repeats) -> dict:
     from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize
 
     small = subset(data, rows).train
-    rows = len(small)  # fewer when the data has fewer    vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
+    rows = len(small)  # fewer when the data has fewer
+    vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
     adapt_vectorizer(vectorizer, small.texts)
     ids = vectorize(vectorizer, small.texts)
     pipeline, arrays = [], []

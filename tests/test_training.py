@@ -87,3 +87,27 @@ def test_metrics_against_hand_computed_values():
     assert m["per_class"]["pos"]["precision"] == 2 / 3
     assert m["per_class"]["neg"]["recall"] == 0.5
     assert m["roc_auc"] == pytest.approx(5 / 6)
+
+
+def test_warm_start_continues_from_the_given_weights(tiny_bundle, tiny_data):
+    one_epoch = Config(**{**TINY_SETTINGS, "epochs": 1})
+    warm = train(one_epoch, tiny_data, warm_start=tiny_bundle)
+    cold = train(one_epoch, tiny_data)
+    # Starting from a trained model, one more epoch stays well ahead of one epoch from scratch.
+    assert warm.history["loss"][0] < cold.history["loss"][0] / 2
+    assert evaluate(warm, tiny_data.test)["accuracy"] > 0.85
+
+
+def test_warm_start_refuses_other_vocabularies_classes_and_shapes(tiny_bundle, tiny_data):
+    from textpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot warm-start: lstm_units is 8 here but 16"):
+        train(Config(**{**TINY_SETTINGS, "lstm_units": 8}), tiny_data, warm_start=tiny_bundle)
+    other_text = dataclasses.replace(
+        tiny_data, train=dataclasses.replace(tiny_data.train, texts=np.array([t + " extra words here" for t in tiny_data.train.texts], dtype=object))
+    )
+    with pytest.raises(ConfigError, match="cannot warm-start: the vocabulary .* differs"):
+        train(Config(**TINY_SETTINGS), other_text, warm_start=tiny_bundle)
+    renamed = dataclasses.replace(tiny_data, class_names=("bad", "good"))
+    with pytest.raises(ConfigError, match="cannot warm-start: the classes differ"):
+        train(Config(**TINY_SETTINGS), renamed, warm_start=tiny_bundle)

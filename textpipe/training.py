@@ -25,10 +25,13 @@ def train(
     *,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = 0,
+    warm_start: Bundle | None = None,
 ) -> Bundle:
     """Adapt the vectorizer on train text, fit the model, and measure it on the validation split.
 
     `verbose` is passed to Keras' fit (0 silent, 1 progress bar, 2 one line per epoch).
+    `warm_start`: continue from that bundle's weights (and word vectors) instead of a fresh initialization;
+    raises ConfigError saying why when its vocabulary, classes or architecture differ from this run's.
     """
     # Seeds Python, NumPy and TensorFlow: same seed, data and config give the same model on CPU.
     keras.utils.set_random_seed(config.seed)
@@ -36,8 +39,12 @@ def train(
 
     vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
     adapt_vectorizer(vectorizer, data.train.texts)
+    if warm_start is not None:
+        check_warm_start(warm_start, config, vectorizer.get_vocabulary(), data.class_names)
     table, vector_report = None, {}
-    if config.model == "conv1d":
+    if config.model == "conv1d" and warm_start is not None:
+        table, vector_report = warm_start.word_vector_table(), dict(warm_start.word_vectors)
+    elif config.model == "conv1d":
         table, vector_report = word_vector_table(config, vectorizer, data.train.texts, verbose)
 
     def batches(split, shuffle):
@@ -46,6 +53,8 @@ def train(
         )
 
     classifier = build_model(config, len(data.class_names))
+    if warm_start is not None:
+        classifier.set_weights(warm_start.classifier.get_weights())
     history = classifier.fit(
         batches(data.train, shuffle=True),
         validation_data=batches(data.validation, shuffle=False),
@@ -98,6 +107,32 @@ def word_vector_table(
         report = {"source": "skip-gram", "epochs": config.skipgram_epochs}
     report["seconds"] = round(time.perf_counter() - start, 2)
     return table, report
+
+
+# Settings that change the classifier's weights' shapes or meaning: a warm start needs them equal.
+ARCHITECTURE = ("model", "vocab_size", "sequence_length", "embedding_dim", "lstm_units", "word_vector_dim")
+
+
+def check_warm_start(start: Bundle, config: Config, vocabulary: Sequence[str], class_names: Sequence[str]) -> None:
+    """Raise ConfigError with the reason when `start`'s weights cannot seed a model for this run."""
+    for name in ARCHITECTURE:
+        if getattr(start.config, name) != getattr(config, name):
+            raise ConfigError(
+                f"cannot warm-start: {name} is {getattr(config, name)!r} here but "
+                f"{getattr(start.config, name)!r} in the model to start from"
+            )
+    if tuple(class_names) != tuple(start.class_names):
+        raise ConfigError(
+            f"cannot warm-start: the classes differ ({', '.join(class_names)} here, "
+            f"{', '.join(start.class_names)} in the model to start from)"
+        )
+    old = start.vectorizer.get_vocabulary()
+    if list(vocabulary) != list(old):
+        changed = sum(a != b for a, b in zip(vocabulary, old)) + abs(len(vocabulary) - len(old))
+        raise ConfigError(
+            f"cannot warm-start: the vocabulary learned from this data differs from the model's "
+            f"in {changed} of {max(len(vocabulary), len(old))} entries, so its embedding rows would mean other words"
+        )
 
 
 def _callbacks(config: Config) -> list[keras.callbacks.Callback]:
