@@ -98,16 +98,17 @@ def test_warm_start_continues_from_the_given_weights(tiny_bundle, tiny_data):
     assert evaluate(warm, tiny_data.test)["accuracy"] > 0.85
 
 
-def test_warm_start_refuses_other_vocabularies_classes_and_shapes(tiny_bundle, tiny_data):
+def test_warm_start_keeps_the_vocabulary_and_refuses_other_classes_and_shapes(tiny_bundle, tiny_data):
     from textpipe.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cannot warm-start: lstm_units is 8 here but 16"):
         train(Config(**{**TINY_SETTINGS, "lstm_units": 8}), tiny_data, warm_start=tiny_bundle)
+    # New data with new words keeps the starting vocabulary: the embedding rows stay tied to their words.
     other_text = dataclasses.replace(
         tiny_data, train=dataclasses.replace(tiny_data.train, texts=np.array([t + " extra words here" for t in tiny_data.train.texts], dtype=object))
     )
-    with pytest.raises(ConfigError, match="cannot warm-start: the vocabulary .* differs"):
-        train(Config(**TINY_SETTINGS), other_text, warm_start=tiny_bundle)
+    continued = train(Config(**{**TINY_SETTINGS, "epochs": 1}), other_text, warm_start=tiny_bundle)
+    assert continued.vectorizer.get_vocabulary() == tiny_bundle.vectorizer.get_vocabulary()
     renamed = dataclasses.replace(tiny_data, class_names=("bad", "good"))
     with pytest.raises(ConfigError, match="cannot warm-start: the classes differ"):
         train(Config(**TINY_SETTINGS), renamed, warm_start=tiny_bundle)

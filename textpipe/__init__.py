@@ -1,5 +1,7 @@
 """textpipe: text classification on raw strings with TensorFlow/Keras."""
 
+import importlib
+
 __version__ = "0.1.0"
 
 from textpipe.errors import BundleError, ConfigError, DataError, TextpipeError  # noqa: E402
@@ -23,22 +25,23 @@ __all__ = [
 ]
 
 
+# Where each lazily exported name lives.
+_EXPORTS = {
+    "Bundle": "bundle",
+    "load_bundle": "bundle",
+    "save_bundle": "bundle",
+    "Config": "config",
+    "load_config": "config",
+    "load_labeled_data": "data",
+    "load_training_data": "data",
+    "load_split": "data",
+    "train": "training",
+    "evaluate": "evaluation",
+}
+
+
 def __getattr__(name):
     # Importing TensorFlow takes seconds; load it only when a function that needs it is used.
-    from textpipe import bundle, config, data, evaluation, training
-
-    exports = {
-        "Bundle": bundle.Bundle,
-        "load_bundle": bundle.load_bundle,
-        "save_bundle": bundle.save_bundle,
-        "Config": config.Config,
-        "load_config": config.load_config,
-        "load_labeled_data": data.load_labeled_data,
-        "load_training_data": data.load_training_data,
-        "load_split": data.load_split,
-        "train": training.train,
-        "evaluate": evaluation.evaluate,
-    }
-    if name in exports:
-        return exports[name]
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"textpipe.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module 'textpipe' has no attribute {name!r}")

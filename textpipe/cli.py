@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--skip-empty", action="store_true", help="leave empty rows out of the output (they are still counted)")
     score.set_defaults(run=run_score)
 
+    retrain = commands.add_parser(
+        "retrain", help="train a candidate, compare it with production, promote it only if it is better"
+    )
+    from textpipe import retrain as retraining  # argument definitions only; TensorFlow loads when it runs
+
+    retraining.add_arguments(retrain)
+    retrain.set_defaults(run=retraining.run)
+
     neighbors = commands.add_parser("neighbors", help="the words closest to WORD by cosine similarity")
     neighbors.add_argument("bundle", help="model bundle folder")
     neighbors.add_argument("word")

@@ -19,6 +19,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import sys
 import time
@@ -168,17 +169,18 @@ def score_rows(
                         continue
                 yield row
 
-    # tf.data carries the batches of texts; the InputRow objects wait in a queue beside it, in the
-    # same order, so metadata never has to round-trip through tensors.
-    pending: collections.deque[InputRow] = collections.deque()
+    # tf.data carries the batches of texts; their InputRow objects wait in a queue beside it, in the same
+    # order, so metadata never round-trips through tensors. The generator yields whole batches: tf.data
+    # calls into Python once per element, which would cost more than the model for short texts.
+    pending: collections.deque[list[InputRow]] = collections.deque()
     failure: list[BaseException] = []
-    texts = tf.data.Dataset.from_generator(
-        lambda: _remember(counted_rows(), pending, failure), output_signature=tf.TensorSpec((), tf.string)
+    batches = tf.data.Dataset.from_generator(
+        lambda: _batched(counted_rows(), batch_size, pending, failure),
+        output_signature=tf.TensorSpec((None,), tf.string),
     )
-    for batch in texts.batch(batch_size).prefetch(tf.data.AUTOTUNE):
-        n = int(batch.shape[0])
-        rows = [pending.popleft() for _ in range(n)]
-        probabilities = to_class_probabilities(infer(batch).numpy())
+    for texts in batches.prefetch(2):
+        rows = pending.popleft()
+        probabilities = to_class_probabilities(infer(texts).numpy())
         summary.scored += sum(not r.empty for r in rows)
         summary.seconds = time.perf_counter() - start
         yield from output_records(rows, probabilities, bundle.class_names)
@@ -233,17 +235,23 @@ def _inference_function(bundle: Bundle) -> Callable[[tf.Tensor], tf.Tensor]:
     )
 
 
-def _remember(
-    rows: Iterable[InputRow], pending: collections.deque[InputRow], failure: list[BaseException]
-) -> Iterator[str]:
-    """Texts for tf.data, their rows queued in `pending`. An error while reading ends the stream and is
-    kept in `failure` for the consumer to raise as it is (tf.data would wrap it in its own error type)."""
+def _batched(
+    rows: Iterable[InputRow], size: int, pending: collections.deque[list[InputRow]], failure: list[BaseException]
+) -> Iterator[np.ndarray]:
+    """Texts for tf.data in batches of `size`, each batch's rows queued in `pending`. An error while reading
+    ends the stream and is kept in `failure` for the consumer to raise as it is (tf.data would wrap it)."""
     try:
-        for row in rows:
-            pending.append(row)
-            yield row.text
+        for batch in _chunks(rows, size):
+            pending.append(list(batch))
+            yield np.array([row.text for row in batch], dtype=object)
     except Exception as e:
         failure.append(e)
+
+
+def _chunks(items: Iterable[InputRow], size: int) -> Iterator[tuple[InputRow, ...]]:
+    iterator = iter(items)
+    while chunk := tuple(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def _decode(raw: bytes, first: bool = False) -> tuple[str, bool]:

@@ -30,17 +30,21 @@ def train(
     """Adapt the vectorizer on train text, fit the model, and measure it on the validation split.
 
     `verbose` is passed to Keras' fit (0 silent, 1 progress bar, 2 one line per epoch).
-    `warm_start`: continue from that bundle's weights (and word vectors) instead of a fresh initialization;
-    raises ConfigError saying why when its vocabulary, classes or architecture differ from this run's.
+    `warm_start`: continue from that bundle's vocabulary and weights (and word vectors) instead of a fresh
+    start; raises ConfigError saying why when its classes or architecture differ from this run's.
     """
     # Seeds Python, NumPy and TensorFlow: same seed, data and config give the same model on CPU.
     keras.utils.set_random_seed(config.seed)
     fit_callbacks = _callbacks(config) + list(callbacks)  # first: a missing TensorBoard fails before any work
 
     vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
-    adapt_vectorizer(vectorizer, data.train.texts)
     if warm_start is not None:
-        check_warm_start(warm_start, config, vectorizer.get_vocabulary(), data.class_names)
+        # Continue with the starting model's vocabulary: its embedding rows belong to those words. A fresh
+        # vocabulary learned from new data would reorder the ids and make the old weights meaningless.
+        check_warm_start(warm_start, config, data.class_names)
+        vectorizer.set_vocabulary(warm_start.vectorizer.get_vocabulary())
+    else:
+        adapt_vectorizer(vectorizer, data.train.texts)
     table, vector_report = None, {}
     if config.model == "conv1d" and warm_start is not None:
         table, vector_report = warm_start.word_vector_table(), dict(warm_start.word_vectors)
@@ -113,7 +117,7 @@ def word_vector_table(
 ARCHITECTURE = ("model", "vocab_size", "sequence_length", "embedding_dim", "lstm_units", "word_vector_dim")
 
 
-def check_warm_start(start: Bundle, config: Config, vocabulary: Sequence[str], class_names: Sequence[str]) -> None:
+def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) -> None:
     """Raise ConfigError with the reason when `start`'s weights cannot seed a model for this run."""
     for name in ARCHITECTURE:
         if getattr(start.config, name) != getattr(config, name):
@@ -125,13 +129,6 @@ def check_warm_start(start: Bundle, config: Config, vocabulary: Sequence[str], c
         raise ConfigError(
             f"cannot warm-start: the classes differ ({', '.join(class_names)} here, "
             f"{', '.join(start.class_names)} in the model to start from)"
-        )
-    old = start.vectorizer.get_vocabulary()
-    if list(vocabulary) != list(old):
-        changed = sum(a != b for a, b in zip(vocabulary, old)) + abs(len(vocabulary) - len(old))
-        raise ConfigError(
-            f"cannot warm-start: the vocabulary learned from this data differs from the model's "
-            f"in {changed} of {max(len(vocabulary), len(old))} entries, so its embedding rows would mean other words"
         )
 
 
