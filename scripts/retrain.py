@@ -2,18 +2,13 @@
 
     python scripts/retrain.py --config retrain.toml [--dry-run] [--warm-start] [--rollback] [--report FILE]
 
-Layout, decisions and exit codes (0 promoted, 3 kept, 2 bad config/data, 1 other failure) are described in
-textpipe/retrain.py; this script only parses arguments and calls it.
+The same as `textpipe retrain`: exit status 0 promoted (or rolled back), 3 production kept, 2 bad config or
+data, 1 any other failure. Layout and decisions are described in textpipe/retrain.py.
 """
 
-import argparse
 import sys
 
-from textpipe.retrain import add_arguments, run
+from textpipe.cli import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        prog="retrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    sys.exit(run(parser.parse_args()))
+    sys.exit(main(["retrain", *sys.argv[1:]]))

@@ -4,7 +4,6 @@ Most tests share one history (weak model promoted, strong warm-started model pro
 and work on copies of it, so the file trains only a handful of tiny models.
 """
 
-import argparse
 import csv
 import json
 import os
@@ -22,6 +21,7 @@ import pytest
 from conftest import TINY_SETTINGS, make_sentences
 import textpipe.retrain as rt
 from textpipe.bundle import load_bundle
+from textpipe.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 WEAK = {**TINY_SETTINGS, "epochs": 1, "learning_rate": 1e-6}
@@ -63,9 +63,7 @@ def write_toml(path, data=None, model=None, promotion=None, extra=""):
 
 
 def cli(*argv):
-    parser = argparse.ArgumentParser()
-    rt.add_arguments(parser)
-    return rt.run(parser.parse_args([str(a) for a in argv]))
+    return main(["retrain", *(str(a) for a in argv)])
 
 
 def run_and_report(production, *argv):

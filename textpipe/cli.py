@@ -1,6 +1,7 @@
 """The `textpipe` command: parses arguments, calls one library function, prints, sets the exit status.
 
-Exit status: 0 success, 2 bad usage or bad input (one line on stderr), 1 anything else, 130 interrupted.
+Exit status: 0 success, 2 bad usage or bad input (one line on stderr), 1 anything else, 130 interrupted;
+`retrain` also exits 3 when it keeps production.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from textpipe import __version__
@@ -81,10 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     retrain = commands.add_parser(
         "retrain", help="train a candidate, compare it with production, promote it only if it is better"
     )
-    from textpipe import retrain as retraining  # argument definitions only; TensorFlow loads when it runs
-
-    retraining.add_arguments(retrain)
-    retrain.set_defaults(run=retraining.run)
+    add_retrain_arguments(retrain)
+    retrain.set_defaults(run=run_retrain)
 
     neighbors = commands.add_parser("neighbors", help="the words closest to WORD by cosine similarity")
     neighbors.add_argument("bundle", help="model bundle folder")
@@ -225,6 +225,62 @@ def run_similarity(args: argparse.Namespace) -> int:
 
     print(f"{load_bundle(args.bundle).similarity(args.word_a, args.word_b):.4f}")
     return 0
+
+
+def add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE.toml",
+                        help="[data], [model] and [promotion] settings; relative paths are read from its folder")
+    parser.add_argument("--dry-run", action="store_true", help="train and judge, but never promote (exit 3)")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="start from production's weights; falls back to a fresh start when they do not fit")
+    parser.add_argument("--rollback", action="store_true", help="make the previous version production again")
+    parser.add_argument("--report", metavar="FILE.json",
+                        help="where to write the JSON report (default: PRODUCTION.versions/reports/RUN.json)")
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    """Retrain or roll back; prints the outcome, returns 0 promoted/rolled back, 3 kept, 2 bad input, 1 other."""
+    from textpipe.production import ProductionLocked, default_report_path, new_run_id
+    from textpipe.retrain import load_settings, retrain, rollback
+
+    def fail(message: str, status: int) -> int:
+        print(f"retrain: {message}", file=sys.stderr)
+        return status
+
+    if args.rollback and (args.dry_run or args.warm_start):
+        return fail("error: --rollback cannot be combined with --dry-run or --warm-start", 2)
+    try:
+        settings = load_settings(args.config)
+    except TextpipeError as e:
+        return fail(f"error: {e}", 2)
+    run_id = new_run_id()
+    report_path = Path(args.report) if args.report else default_report_path(settings.production, run_id)
+    try:
+        if args.rollback:
+            report = rollback(settings, run_id=run_id, report_path=report_path)
+        else:
+            report = retrain(settings, dry_run=args.dry_run, warm_start=args.warm_start, run_id=run_id,
+                             report_path=report_path, verbose=1 if sys.stdout.isatty() else 2,
+                             notify=lambda message: print(message, flush=True))
+    except TextpipeError as e:
+        status = fail(f"error: {e}", 2)
+    except ProductionLocked as e:
+        status = fail(f"refused: {e}", 1)
+    except KeyboardInterrupt:
+        status = fail("interrupted; run the same command again to resume from the last completed epoch", 130)
+    except Exception as e:  # a bug, not bad input: still one line, but another status
+        status = fail(f"unexpected error: {type(e).__name__}: {one_line(e, 1000)}", 1)
+    else:
+        if "candidate" in report:
+            new, old, metric = report["candidate"]["metrics"], report["production"]["metrics"], settings.metric
+            absent = "not comparable" if report["production"]["found"] else "none"
+            print(f"{metric}: candidate {new[metric]:.4f}, production {f'{old[metric]:.4f}' if old else absent}")
+        version = f" {'to' if args.rollback else 'as'} {report['version']}" if report.get("version") else ""
+        print(f"{report['decision']}{version}: {report['reason']}")
+        status = 0 if report["decision"] in ("promoted", "rolled back") else 3
+    if report_path.is_file():
+        print(f"report: {report_path}")
+    return status
 
 
 if __name__ == "__main__":

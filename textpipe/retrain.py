@@ -1,6 +1,7 @@
 """Script-driven retraining: train a candidate, judge it and production on the same held-out rows, promote it.
 
-    python scripts/retrain.py --config retrain.toml [--dry-run] [--warm-start] [--rollback] [--report FILE]
+    textpipe retrain --config retrain.toml [--dry-run] [--warm-start] [--rollback] [--report FILE]
+    python scripts/retrain.py ...   (the same command)
 
 The TOML file has [data] (sources, eval_split), [model] (any Config field but dataset, subset and output) and
 [promotion] (production, metric, margin, keep). Relative paths in it (sources, production, word_vectors,
@@ -28,14 +29,12 @@ Exit status: 0 promoted or rolled back; 3 production kept (every dry run too); 2
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -384,58 +383,3 @@ def _promote(production: Path, candidate) -> str:
     save_bundle(candidate, folder / name)
     point_production_to(production, folder / name, adopt_as)  # a plain folder there is the version before
     return name
-
-
-# ---- command line: scripts/retrain.py and `textpipe retrain` ------------------------------------------------
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="FILE.toml",
-                        help="[data], [model] and [promotion] settings; relative paths are read from its folder")
-    parser.add_argument("--dry-run", action="store_true", help="train and judge, but never promote (exit 3)")
-    parser.add_argument("--warm-start", action="store_true",
-                        help="start from production's weights; falls back to a fresh start when they do not fit")
-    parser.add_argument("--rollback", action="store_true", help="make the previous version production again")
-    parser.add_argument("--report", metavar="FILE.json",
-                        help="where to write the JSON report (default: PRODUCTION.versions/reports/RUN.json)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Do what `args` asks, print the outcome, return the exit status (see the module docstring)."""
-    def fail(message: str, status: int) -> int:
-        print(f"retrain: {message}", file=sys.stderr)
-        return status
-
-    if args.rollback and (args.dry_run or args.warm_start):
-        return fail("error: --rollback cannot be combined with --dry-run or --warm-start", 2)
-    try:
-        settings = load_settings(args.config)
-    except TextpipeError as e:
-        return fail(f"error: {e}", 2)
-    run_id = new_run_id()
-    report_path = Path(args.report) if args.report else default_report_path(settings.production, run_id)
-    try:
-        if args.rollback:
-            report = rollback(settings, run_id=run_id, report_path=report_path)
-        else:
-            report = retrain(settings, dry_run=args.dry_run, warm_start=args.warm_start, run_id=run_id,
-                             report_path=report_path, verbose=1 if sys.stdout.isatty() else 2,
-                             notify=lambda message: print(message, flush=True))
-    except TextpipeError as e:
-        status = fail(f"error: {e}", 2)
-    except ProductionLocked as e:
-        status = fail(f"refused: {e}", 1)
-    except KeyboardInterrupt:
-        status = fail("interrupted; run the same command again to resume from the last completed epoch", 130)
-    except Exception as e:  # a bug, not bad input: still one line, but another status
-        status = fail(f"unexpected error: {type(e).__name__}: {one_line(e, 1000)}", 1)
-    else:
-        if "candidate" in report:
-            new, old, metric = report["candidate"]["metrics"], report["production"]["metrics"], settings.metric
-            absent = "not comparable" if report["production"]["found"] else "none"
-            print(f"{metric}: candidate {new[metric]:.4f}, production {f'{old[metric]:.4f}' if old else absent}")
-        version = f" {'to' if args.rollback else 'as'} {report['version']}" if report.get("version") else ""
-        print(f"{report['decision']}{version}: {report['reason']}")
-        status = 0 if report["decision"] in ("promoted", "rolled back") else 3
-    if report_path.is_file():
-        print(f"report: {report_path}")
-    return status
