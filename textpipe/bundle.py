@@ -148,7 +148,9 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
 
 def load_bundle(path: str | Path) -> Bundle:
     """Reload a bundle written by `save_bundle`; its predictions are identical to the saved model's."""
-    path = Path(path)
+    # Follow a link once, up front: if it is switched to another version mid-load (retraining promotes by
+    # swapping a link), both files still come from the same version.
+    path = Path(path).resolve()
     if not path.exists():
         raise BundleError(f"no model bundle at {path}")
     if not path.is_dir():
