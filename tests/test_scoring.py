@@ -192,3 +192,30 @@ def test_byte_order_marks_half_characters_and_huge_fields(tiny_bundle, tmp_path)
 def test_output_folder_is_refused_before_work(tiny_bundle, mixed_inputs, tmp_path):
     with pytest.raises(DataError, match="is a folder"):
         score_files(tiny_bundle, [str(mixed_inputs[0])], tmp_path)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 11])
+def test_shards_concatenate_to_the_whole_output(tiny_bundle, mixed_inputs, tmp_path, n):
+    paths = [str(p) for p in mixed_inputs]
+    score_files(tiny_bundle, paths, tmp_path / "all.jsonl", skip_empty=True)
+    parts, rows_read = [], 0
+    for i in range(1, n + 1):
+        summary = score_files(tiny_bundle, paths, tmp_path / f"part{i}.jsonl", skip_empty=True, shard=(i, n))
+        parts += read_jsonl(tmp_path / f"part{i}.jsonl")
+        rows_read += summary.rows_read
+    whole = read_jsonl(tmp_path / "all.jsonl")
+    assert rows_read == 10  # every input row in exactly one shard
+    assert [{k: v for k, v in r.items() if k != "probabilities"} for r in parts] == [
+        {k: v for k, v in r.items() if k != "probabilities"} for r in whole]
+    for a, b in zip(parts, whole):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
+
+def test_bad_shards(tiny_bundle, mixed_inputs, tmp_path, capsys, saved_bundle):
+    with pytest.raises(DataError, match="1 <= I <= N"):
+        score_files(tiny_bundle, [str(mixed_inputs[0])], tmp_path / "o.jsonl", shard=(0, 2))
+    with pytest.raises(DataError, match="standard input"):
+        score_files(tiny_bundle, ["-"], tmp_path / "o.jsonl", shard=(1, 2))
+    assert main(["score", str(saved_bundle), str(mixed_inputs[0]), "-o", str(tmp_path / "o.jsonl"), "--shard", "3/2"]) == 2
+    assert main(["score", str(saved_bundle), str(mixed_inputs[0]), "-o", str(tmp_path / "o.jsonl"), "--shard", "x"]) == 2
+    assert "I/N" in capsys.readouterr().err

@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--id-column", help="column whose value identifies each row in the output")
     score.add_argument("--batch-size", type=int, default=512, help="texts per model call (default: 512)")
     score.add_argument("--skip-empty", action="store_true", help="leave empty rows out of the output (they are still counted)")
+    score.add_argument("--shard", metavar="I/N", help="score only the I-th (1-based) of N contiguous parts of the rows; the N outputs concatenated in order are the whole output")
     score.set_defaults(run=run_score)
 
     retrain = commands.add_parser(
@@ -189,8 +190,9 @@ def run_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from textpipe.bundle import load_bundle
-    from textpipe.scoring import resolve_inputs, score_files
+    from textpipe.scoring import parse_shard, resolve_inputs, score_files
 
+    shard = parse_shard(args.shard) if args.shard is not None else None
     resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)  # fail before loading
     bundle = load_bundle(args.bundle)
     with tqdm(unit=" rows", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
@@ -205,6 +207,7 @@ def run_score(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             skip_empty=args.skip_empty,
             progress=bar.update,
+            shard=shard,
         )
     print(f"textpipe: {summary.describe()}", file=sys.stderr)
     if args.output != "-":

@@ -146,28 +146,34 @@ def score_rows(
     batch_size: int = DEFAULT_BATCH,
     skip_empty: bool = False,
     summary: ScoreSummary | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[dict]:
     """Output records for every row of `specs`, in input order, predicted batch by batch.
 
     Pass a ScoreSummary to have it filled in as rows go by (empty rows skipped with `skip_empty` are
-    counted in it too).
+    counted in it too). `shard=(i, n)` scores only the i-th (1-based) of n contiguous, disjoint parts of
+    the rows, so that the n parts' outputs, concatenated in order, are the whole output.
     """
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
     summary = summary if summary is not None else ScoreSummary()
     start = time.perf_counter()
+    first, end = shard_bounds(specs, shard) if shard is not None else (0, None)
     infer = _inference_function(bundle)
 
-    def counted_rows() -> Iterator[InputRow]:
+    def all_rows() -> Iterator[InputRow]:
         for spec in specs:
-            for row in read_rows(spec):
-                summary.rows_read += 1
-                summary.replaced += row.replaced
-                if row.empty:
-                    summary.empty += 1
-                    if skip_empty:
-                        continue
-                yield row
+            yield from read_rows(spec)
+
+    def counted_rows() -> Iterator[InputRow]:
+        for row in itertools.islice(all_rows(), first, end):
+            summary.rows_read += 1
+            summary.replaced += row.replaced
+            if row.empty:
+                summary.empty += 1
+                if skip_empty:
+                    continue
+            yield row
 
     # tf.data carries the batches of texts; their InputRow objects wait in a queue beside it, in the same
     # order, so metadata never round-trips through tensors. The generator yields whole batches: tf.data
@@ -189,6 +195,28 @@ def score_rows(
     summary.seconds = time.perf_counter() - start
 
 
+def shard_bounds(specs: Sequence[InputSpec], shard: tuple[int, int]) -> tuple[int, int]:
+    """Row range [first, end) of shard (i, n) over all inputs, counted by reading them once."""
+    i, n = shard
+    if not 1 <= i <= n:
+        raise DataError(f"shard must be I/N with 1 <= I <= N, got {i}/{n}")
+    if any(spec.path == STDIN for spec in specs):
+        raise DataError("sharding needs input files: standard input cannot be counted and read again")
+    total = sum(sum(1 for _ in read_rows(spec)) for spec in specs)
+    return total * (i - 1) // n, total * i // n
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'2/8' -> (2, 8)."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise DataError(f"shard must look like I/N (e.g. 2/8), got {text!r}") from None
+    if not 1 <= i <= n:
+        raise DataError(f"shard must be I/N with 1 <= I <= N, got {text}")
+    return i, n
+
+
 def score_files(
     bundle: Bundle,
     inputs: Sequence[str],
@@ -201,6 +229,7 @@ def score_files(
     batch_size: int = DEFAULT_BATCH,
     skip_empty: bool = False,
     progress: Callable[[int], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> ScoreSummary:
     """Score `inputs` into the file `output` ("-": standard output), written atomically.
 
@@ -213,7 +242,9 @@ def score_files(
         raise DataError(f"output {output} is a folder; name a file to write the predictions to")
     specs = resolve_inputs(inputs, input_format, text_column, id_column)
     summary = ScoreSummary()
-    records = score_rows(bundle, specs, batch_size=batch_size, skip_empty=skip_empty, summary=summary)
+    records = score_rows(
+        bundle, specs, batch_size=batch_size, skip_empty=skip_empty, summary=summary, shard=shard
+    )
     with _output_stream(output) as out, contextlib.closing(records):
         write = _writer(out, output_format, bundle.class_names, with_id=id_column is not None)
         written = 0
