@@ -9,7 +9,8 @@ import pytest
 
 from textpipe.cli import main
 from textpipe.errors import DataError
-from textpipe.scoring import read_rows, resolve_inputs, score_files
+from textpipe.inputs import read_rows, resolve_inputs
+from textpipe.scoring import score_files
 
 
 def read_jsonl(path):

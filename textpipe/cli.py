@@ -190,7 +190,8 @@ def run_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from textpipe.bundle import load_bundle
-    from textpipe.scoring import parse_shard, resolve_inputs, score_files
+    from textpipe.inputs import resolve_inputs
+    from textpipe.scoring import parse_shard, score_files
 
     shard = parse_shard(args.shard) if args.shard is not None else None
     resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)  # fail before loading

@@ -170,4 +170,3 @@ def _describe_holder(path: Path, holder: dict) -> str:
             f"{holder.get('started')}); wait for it, or delete the lock if that run is gone")
 
 
-# ---- runs --------------------------------------------------------------------------------------------------

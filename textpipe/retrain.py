@@ -44,25 +44,23 @@ from textpipe.config import Config, read_toml
 from textpipe.errors import BundleError, ConfigError, DataError, TextpipeError, one_line
 from textpipe.production import (
     ProductionLocked,
-    versions_dir,
+    current_version,
     default_report_path,
     list_versions,
-    current_version,
-    prune_versions,
-    version_sequence,
+    new_run_id,
     next_version_name,
     point_production_to,
-    utc_now,
-    new_run_id,
     production_lock,
+    prune_versions,
+    utc_now,
+    version_sequence,
+    versions_dir,
 )
 
 METRICS = ("accuracy", "macro_f1")
 SECTIONS = {"data": ("sources", "eval_split"), "promotion": ("production", "metric", "margin", "keep")}
 NOT_IN_MODEL = {"dataset": "list the data in [data] sources", "subset": "list the data in [data] sources",
                 "output": "the bundle goes to [promotion] production"}
-
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +125,6 @@ def load_settings(path: str | Path) -> RetrainSettings:
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 
-
-# ---- versions beside production ----------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def _recorded(settings: RetrainSettings, action: str, run_id: str | None, report_path: Path | None) -> Iterator[dict]:

@@ -1,24 +1,19 @@
-"""Score text files with a bundle: stream rows in, predictions out, in input order, with constant memory.
+"""Score files with a bundle: rows in (inputs.py), predictions out, in input order, with constant memory.
 
-Inputs are plain text (one document per line), CSV/TSV or JSON Lines with a text column, or "-" for
-standard input. Rows flow through a tf.data pipeline (read, batch, prefetch) so reading overlaps with the
-model; each batch's predictions are written as soon as they are ready.
+Rows flow through a tf.data pipeline (read, batch, prefetch) so reading overlaps with the model; each batch's
+predictions are written as soon as they are ready. Messy input is counted, never dropped silently: rows with
+replaced bytes are flagged; empty rows are kept without a prediction, or skipped and counted.
 
-Messy input is counted, never dropped silently: undecodable bytes are replaced (U+FFFD) and the row flagged;
-empty rows are kept without a prediction, or skipped and counted.
-
-The pieces that turn a raw input row into model input (`read_rows`) and model output into an output record
-(`output_records`) are shared by every driver of the scorer.
+Turning input rows into model input (`inputs.read_rows`) and model output into output records
+(`output_records`) are separate functions, so another driver of the scorer can reuse both.
 """
 
 from __future__ import annotations
 
-import codecs
 import collections
 import contextlib
 import csv
 import dataclasses
-import io
 import itertools
 import json
 import sys
@@ -31,29 +26,11 @@ import tensorflow as tf
 
 from textpipe.atomic import atomic_file
 from textpipe.bundle import Bundle, to_class_probabilities
-from textpipe.data import find_column
-from textpipe.errors import DataError, one_line
+from textpipe.errors import DataError
+from textpipe.inputs import STDIN, InputRow, InputSpec, read_rows, resolve_inputs
 
-STDIN = "-"
-INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
 OUTPUT_FORMATS = ("jsonl", "csv")
-SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 DEFAULT_BATCH = 512
-# The csv module refuses fields over 128 KiB by default; a long document in one cell is legitimate input.
-csv.field_size_limit(2**31 - 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class InputRow:
-    source: str  # the input's path as given, or "-"
-    row: int  # 1-based line number (text, JSON Lines) or data row number after the header (CSV/TSV)
-    text: str
-    id: str | None = None  # the id column's value, when one was named
-    replaced: bool = False  # undecodable bytes were replaced with U+FFFD
-
-    @property
-    def empty(self) -> bool:
-        return not self.text.strip()
 
 
 @dataclasses.dataclass
@@ -73,53 +50,6 @@ class ScoreSummary:
             f"{self.rows_read} rows read, {self.scored} scored, {self.empty} empty, "
             f"{self.replaced} with replaced bytes; {self.seconds:.1f} s, {self.rate:,.0f} rows/s"
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class InputSpec:
-    path: str
-    format: str  # one of INPUT_FORMATS
-    text_column: str | None = None
-    id_column: str | None = None
-
-
-def resolve_inputs(
-    paths: Sequence[str],
-    input_format: str | None = None,
-    text_column: str | None = None,
-    id_column: str | None = None,
-) -> list[InputSpec]:
-    """Check every input before any work starts: it exists, its format is known, its header has the columns."""
-    if not paths:
-        raise DataError("no input files given")
-    if input_format is not None and input_format not in INPUT_FORMATS:
-        raise DataError(f"unknown input format {input_format!r}; choose from {', '.join(INPUT_FORMATS)}")
-    if sum(p == STDIN for p in paths) > 1:
-        raise DataError("standard input ('-') can be read only once")
-    specs = []
-    for path in paths:
-        if path != STDIN and not Path(path).is_file():
-            raise DataError(f"input file not found: {path}")
-        fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
-        if fmt == "text" and id_column is not None:
-            raise DataError(f"--id-column needs CSV/TSV or JSON Lines input; {path} is read as plain text")
-        spec = InputSpec(path, fmt, text_column, id_column)
-        if fmt in ("csv", "tsv") and path != STDIN:
-            spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
-        specs.append(spec)
-    return specs
-
-
-def read_rows(spec: InputSpec) -> Iterator[InputRow]:
-    """The rows of one input, in order, decoded with replacement of undecodable bytes."""
-    with _open_binary(spec.path) as raw:
-        if spec.format == "text":
-            rows = _text_rows(spec, raw)
-        elif spec.format == "jsonl":
-            rows = _jsonl_rows(spec, raw)
-        else:
-            rows = _csv_rows(spec, raw)
-        yield from rows
 
 
 def output_records(rows: Sequence[InputRow], probabilities: np.ndarray, class_names: Sequence[str]) -> Iterator[dict]:
@@ -283,128 +213,6 @@ def _chunks(items: Iterable[InputRow], size: int) -> Iterator[tuple[InputRow, ..
     iterator = iter(items)
     while chunk := tuple(itertools.islice(iterator, size)):
         yield chunk
-
-
-def _decode(raw: bytes, first: bool = False) -> tuple[str, bool]:
-    """UTF-8 text of one line and whether bytes had to be replaced; a byte-order mark on line 1 is dropped."""
-    if first and raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8) :]
-    try:
-        return raw.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", errors="replace"), True
-
-
-@contextlib.contextmanager
-def _open_binary(path: str) -> Iterator[io.BufferedIOBase]:
-    if path == STDIN:
-        yield sys.stdin.buffer
-    else:
-        with open(path, "rb") as f:
-            yield f
-
-
-def _text_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
-    for number, line in enumerate(raw, start=1):
-        text, replaced = _decode(line.rstrip(b"\r\n"), first=number == 1)
-        yield InputRow(spec.path, number, text, None, replaced)
-
-
-def _jsonl_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
-    for number, line in enumerate(raw, start=1):
-        decoded, replaced = _decode(line, first=number == 1)
-        if not decoded.strip():
-            yield InputRow(spec.path, number, "", None, replaced)
-            continue
-        try:
-            record = json.loads(decoded)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{spec.path} line {number}: not valid JSON ({e.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{spec.path} line {number}: expected a JSON object, got {type(record).__name__}")
-        column = find_column(list(record), spec.text_column, "text", f"{spec.path} line {number}")
-        text = record.get(column)
-        if not isinstance(text, str):
-            problem = "has no" if column not in record else f"has a non-text ({type(text).__name__})"
-            raise DataError(f"{spec.path} line {number} {problem} {column!r} field")
-        text, escaped = _replace_surrogates(text)  # JSON "\ud83d" escapes can encode half a character
-        yield InputRow(spec.path, number, text, _id_value(record, spec, number), replaced or escaped)
-
-
-def _csv_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
-    # utf-8-sig: spreadsheet programs start "CSV UTF-8" files with a byte-order mark.
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text, delimiter=_delimiter(spec))
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
-        _, text_index, id_index = _csv_columns(header, spec)
-        yield from _csv_fields(spec, reader, header, text_index, id_index)
-    except csv.Error as e:
-        raise DataError(f"{spec.path} row {max(reader.line_num - 1, 1)}: {one_line(e)}") from None
-
-
-def _csv_fields(
-    spec: InputSpec, reader: Iterator[list[str]], header: list[str], text_index: int, id_index: int | None
-) -> Iterator[InputRow]:
-    needed = max(text_index, -1 if id_index is None else id_index)
-    for number, fields in enumerate(reader, start=1):
-        if not fields:
-            yield InputRow(spec.path, number, "")  # a blank line
-            continue
-        if len(fields) <= needed:
-            raise DataError(f"{spec.path} row {number} has {len(fields)} fields and no {header[needed]!r} column")
-        value, replaced = _unescape(fields[text_index])
-        row_id = _unescape(fields[id_index])[0] if id_index is not None else None
-        yield InputRow(spec.path, number, value, row_id, replaced)
-
-
-def _csv_columns(header: list[str], spec: InputSpec) -> tuple[str, int, int | None]:
-    """The text column's name and index, and the id column's index, checked against the header."""
-    column = find_column(header, spec.text_column, "text", spec.path)
-    if spec.id_column is not None and spec.id_column not in header:
-        raise DataError(f"{spec.path} has no id column {spec.id_column!r} (columns: {', '.join(header)})")
-    id_index = header.index(spec.id_column) if spec.id_column is not None else None
-    return column, header.index(column), id_index
-
-
-def _delimiter(spec: InputSpec) -> str:
-    return "\t" if spec.format == "tsv" else ","
-
-
-def _unescape(field: str) -> tuple[str, bool]:
-    # surrogateescape keeps undecodable bytes as lone surrogates; turn them into U+FFFD, and say so.
-    try:
-        field.encode("utf-8")
-        return field, False
-    except UnicodeEncodeError:
-        return field.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace"), True
-
-
-def _replace_surrogates(text: str) -> tuple[str, bool]:
-    try:
-        text.encode("utf-8")
-        return text, False
-    except UnicodeEncodeError:
-        return text.encode("utf-16", errors="surrogatepass").decode("utf-16", errors="replace"), True
-
-
-def _csv_text_column(spec: InputSpec) -> str:
-    with open(spec.path, "rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
-        header = next(csv.reader(text, delimiter=_delimiter(spec)), None)
-    if header is None:
-        raise DataError(f"{spec.path} is empty: a CSV/TSV input needs a header row")
-    return _csv_columns(header, spec)[0]
-
-
-def _id_value(record: dict, spec: InputSpec, number: int) -> str | None:
-    if spec.id_column is None:
-        return None
-    if spec.id_column not in record:
-        raise DataError(f"{spec.path} line {number} has no {spec.id_column!r} field")
-    return str(record[spec.id_column])
 
 
 def _writer(out: TextIO, output_format: str, class_names: Sequence[str], with_id: bool) -> Callable[[dict], None]:
