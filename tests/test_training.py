@@ -112,3 +112,34 @@ def test_warm_start_keeps_the_vocabulary_and_refuses_other_classes_and_shapes(ti
     renamed = dataclasses.replace(tiny_data, class_names=("bad", "good"))
     with pytest.raises(ConfigError, match="cannot warm-start: the classes differ"):
         train(Config(**TINY_SETTINGS), renamed, warm_start=tiny_bundle)
+
+
+def test_strategy_selection_without_gpus():
+    import tensorflow as tf
+
+    from textpipe.training import distribution_strategy
+
+    assert not tf.config.list_physical_devices("GPU")  # this suite runs on CPU
+    default = distribution_strategy("auto")
+    assert default is tf.distribute.get_strategy() and default.num_replicas_in_sync == 1
+    assert isinstance(distribution_strategy("mirrored"), tf.distribute.MirroredStrategy)
+    with pytest.raises(Exception, match="strategy must be one of auto, default, mirrored"):
+        Config(strategy="tpu")
+
+
+def test_mirrored_and_mixed_precision_train_and_reload(tiny_data, tmp_path):
+    from textpipe.bundle import load_bundle, save_bundle
+
+    config = Config(**{**TINY_SETTINGS, "epochs": 6, "strategy": "mirrored", "mixed_precision": True})
+    bundle = train(config, tiny_data)
+    head = bundle.classifier.layers[-1]
+    lstm = next(layer for layer in bundle.classifier.layers if type(layer).__name__ == "LSTM")
+    assert head.dtype_policy.compute_dtype == "float32"
+    assert lstm.dtype_policy.compute_dtype == "float16" and lstm.dtype_policy.variable_dtype == "float32"
+    assert evaluate(bundle, tiny_data.test)["accuracy"] > 0.8
+    reloaded = load_bundle(save_bundle(bundle, tmp_path / "mixed"))
+    texts = list(tiny_data.test.texts[:20])
+    np.testing.assert_array_equal(reloaded.predict_proba(texts), bundle.predict_proba(texts))
+    import keras
+
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as it was

@@ -35,6 +35,7 @@ TRAIN_SETTINGS = [
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
     ("--patience", int, "stop after N epochs without lower validation loss, keeping the best weights"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
+    ("--strategy", str, "tf.distribute strategy: auto (mirrored over several GPUs, else default), default, mirrored; --batch-size is per replica"),
     ("--seed", int, "random seed; same seed, data and settings give the same model (default: 42)"),
     ("--text-column", str, "name of the text column (default: found by name)"),
     ("--label-column", str, "name of the label column (default: found by name)"),
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE.toml", help="settings file; flags given here win over it")
     for flag, kind, text in TRAIN_SETTINGS:
         train.add_argument(flag, type=kind, default=None, help=text)
+    train.add_argument("--mixed-precision", action="store_const", const=True, default=None,
+                       help="float16 compute with float32 weights and output layer (for GPUs)")
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("evaluate", help="measure a bundle on a labeled split")
@@ -127,7 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
     from textpipe.evaluation import format_report
     from textpipe.training import train
 
-    names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
+    names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS] + ["mixed_precision"]
     config = load_config(args.config, {name: getattr(args, name) for name in names})
     check_bundle_target(config.output)  # before hours of training, not after
     data = load_training_data(config)

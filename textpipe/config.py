@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from textpipe.errors import ConfigError
 
 MODELS = ("lstm", "conv1d")
+STRATEGIES = ("auto", "default", "mirrored")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,10 @@ class Config:
     learning_rate: float = 0.001  # RMSprop's own default
     patience: int | None = None  # early stopping on validation loss; None trains all epochs
     seed: int = 42
+    # tf.distribute strategy: "auto" mirrors over all GPUs when there are several, else runs as "default".
+    # batch_size is per replica; the global batch is batch_size times the number of replicas.
+    strategy: str = "auto"
+    mixed_precision: bool = False  # float16 compute, float32 weights and output layer (for GPUs)
 
     # Output.
     output: str = "textpipe-model"
@@ -55,6 +60,8 @@ class Config:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             _check_type(field.name, getattr(self, field.name), _HINTS[field.name])
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.model not in MODELS:
             raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         _check_at_least("vocab_size", self.vocab_size, 3)
@@ -136,6 +143,8 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for kind in allowed:
         if kind is type(None) and value is None:
+            return
+        if kind is bool and isinstance(value, bool):
             return
         # bool is an int subclass in Python, but `epochs = true` is a mistake, not a number.
         if kind is int and isinstance(value, int) and not isinstance(value, bool):

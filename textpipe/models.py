@@ -8,9 +8,18 @@ from textpipe.config import Config
 
 
 def build_model(config: Config, n_classes: int) -> keras.Model:
-    """Build and compile the model `config.model` names, with a head for `n_classes` classes."""
+    """Build and compile the model `config.model` names, with a head for `n_classes` classes.
+
+    Call it inside the training strategy's scope, so that weights and optimizer state live on its replicas.
+    """
     builders = {"lstm": build_lstm, "conv1d": build_conv1d}
-    model = builders[config.model](config, n_classes)
+    previous = keras.mixed_precision.dtype_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = builders[config.model](config, n_classes)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)  # a global setting: leave it as it was
     compile_model(model, config, n_classes)
     return model
 
@@ -57,10 +66,13 @@ def conv1d_min_length() -> int:
 
 
 def classification_head(n_classes: int) -> keras.layers.Dense:
-    """One sigmoid unit for two classes (the probability of class 1), else a softmax over all classes."""
+    """One sigmoid unit for two classes (the probability of class 1), else a softmax over all classes.
+
+    Always float32: under mixed precision a float16 softmax/sigmoid loses the small probabilities.
+    """
     if n_classes == 2:
-        return keras.layers.Dense(1, activation="sigmoid", name="probabilities")
-    return keras.layers.Dense(n_classes, activation="softmax", name="probabilities")
+        return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probabilities")
+    return keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")
 
 
 def compile_model(model: keras.Model, config: Config, n_classes: int) -> None:

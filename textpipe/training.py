@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from textpipe.bundle import Bundle, end_to_end
 from textpipe.config import Config
@@ -51,14 +52,16 @@ def train(
     elif config.model == "conv1d":
         table, vector_report = word_vector_table(config, vectorizer, data.train.texts, verbose)
 
-    def batches(split, shuffle):
-        return make_dataset(
-            vectorizer, split, config.batch_size, shuffle=shuffle, seed=config.seed, word_vectors=table
-        )
+    strategy = distribution_strategy(config.strategy)
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
 
-    classifier = build_model(config, len(data.class_names))
-    if warm_start is not None:
-        classifier.set_weights(warm_start.classifier.get_weights())
+    def batches(split, shuffle):
+        return make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, word_vectors=table)
+
+    with strategy.scope():
+        classifier = build_model(config, len(data.class_names))
+        if warm_start is not None:
+            classifier.set_weights(warm_start.classifier.get_weights())
     history = classifier.fit(
         batches(data.train, shuffle=True),
         validation_data=batches(data.validation, shuffle=False),
@@ -111,6 +114,14 @@ def word_vector_table(
         report = {"source": "skip-gram", "epochs": config.skipgram_epochs}
     report["seconds"] = round(time.perf_counter() - start, 2)
     return table, report
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy `name` asks for; "auto" mirrors only when more than one GPU is visible."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()  # the default: one device, no replication
 
 
 # Settings that change the classifier's weights' shapes or meaning: a warm start needs them equal.
