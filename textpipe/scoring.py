@@ -127,9 +127,7 @@ def score_rows(
 
 def shard_bounds(specs: Sequence[InputSpec], shard: tuple[int, int]) -> tuple[int, int]:
     """Row range [first, end) of shard (i, n) over all inputs, counted by reading them once."""
-    i, n = shard
-    if not 1 <= i <= n:
-        raise DataError(f"shard must be I/N with 1 <= I <= N, got {i}/{n}")
+    i, n = _checked_shard(*shard)
     if any(spec.path == STDIN for spec in specs):
         raise DataError("sharding needs input files: standard input cannot be counted and read again")
     total = sum(sum(1 for _ in read_rows(spec)) for spec in specs)
@@ -142,8 +140,12 @@ def parse_shard(text: str) -> tuple[int, int]:
         i, n = (int(part) for part in text.split("/"))
     except ValueError:
         raise DataError(f"shard must look like I/N (e.g. 2/8), got {text!r}") from None
+    return _checked_shard(i, n)
+
+
+def _checked_shard(i: int, n: int) -> tuple[int, int]:
     if not 1 <= i <= n:
-        raise DataError(f"shard must be I/N with 1 <= I <= N, got {text}")
+        raise DataError(f"shard must be I/N with 1 <= I <= N, got {i}/{n}")
     return i, n
 
 
