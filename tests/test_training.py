@@ -5,6 +5,7 @@ import pytest
 
 from conftest import TINY_SETTINGS
 from textpipe.config import Config
+from textpipe.errors import ConfigError
 from textpipe.evaluation import classification_metrics, evaluate
 from textpipe.models import build_model
 from textpipe.training import train
@@ -99,7 +100,6 @@ def test_warm_start_continues_from_the_given_weights(tiny_bundle, tiny_data):
 
 
 def test_warm_start_keeps_the_vocabulary_and_refuses_other_classes_and_shapes(tiny_bundle, tiny_data):
-    from textpipe.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cannot warm-start: lstm_units is 8 here but 16"):
         train(Config(**{**TINY_SETTINGS, "lstm_units": 8}), tiny_data, warm_start=tiny_bundle)
@@ -123,8 +123,38 @@ def test_strategy_selection_without_gpus():
     default = distribution_strategy("auto")
     assert default is tf.distribute.get_strategy() and default.num_replicas_in_sync == 1
     assert isinstance(distribution_strategy("mirrored"), tf.distribute.MirroredStrategy)
-    with pytest.raises(Exception, match="strategy must be one of auto, default, mirrored"):
+    with pytest.raises(Exception, match="strategy must be one of auto, default, mirrored, multiworker"):
         Config(strategy="tpu")
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("{not json", "TF_CONFIG is not valid JSON"),
+        ('["worker"]', "TF_CONFIG must look like"),
+        ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "task worker:2 is not in its cluster"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "task chief:0 is not in its cluster"),
+    ],
+)
+def test_multiworker_refuses_a_bad_tf_config_before_starting(monkeypatch, tf_config, message):
+    from textpipe.training import distribution_strategy
+
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ConfigError, match=message):
+        distribution_strategy("multiworker")
+
+
+def test_only_the_chief_keeps_a_saved_bundle(tiny_bundle, tmp_path, monkeypatch):
+    import tempfile
+
+    from textpipe.bundle import save_bundle
+
+    (tmp_path / "scratch").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
+    save_bundle(dataclasses.replace(tiny_bundle, is_chief=False), tmp_path / "model")
+    assert not (tmp_path / "model").exists() and not any((tmp_path / "scratch").iterdir())
+    save_bundle(tiny_bundle, tmp_path / "model")
+    assert (tmp_path / "model" / "model.keras").is_file()
 
 
 def test_mirrored_and_mixed_precision_train_and_reload(tiny_data, tmp_path):

@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,6 +43,8 @@ class Bundle:
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     word_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # conv1d: where the table came from
+    # False on the non-chief workers of a multi-worker run, whose copy save_bundle does not keep. Not saved.
+    is_chief: bool = True
 
     @property
     def vectorizer(self) -> keras.layers.TextVectorization:
@@ -125,8 +128,17 @@ def check_bundle_target(path: str | Path) -> None:
 
 
 def save_bundle(bundle: Bundle, path: str | Path) -> Path:
-    """Write `bundle` to the folder `path` atomically, replacing an earlier bundle there."""
+    """Write `bundle` to the folder `path` atomically, replacing an earlier bundle there.
+
+    On a non-chief worker of a multi-worker run the bundle is written to a temporary folder that is then
+    deleted, and `path` is left to the chief: every worker saves, as TensorFlow's multi-worker guide asks,
+    but only one copy is kept.
+    """
     path = Path(path)
+    if not bundle.is_chief:
+        with tempfile.TemporaryDirectory(prefix="textpipe-worker-") as scratch:
+            bundle.model.save(Path(scratch) / MODEL_FILE)
+        return path
     check_bundle_target(path)
     with atomic_dir(path) as staging:
         bundle.model.save(staging / MODEL_FILE)

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from textpipe.errors import ConfigError
 
 MODELS = ("lstm", "conv1d")
-STRATEGIES = ("auto", "default", "mirrored")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Config:
     # batch_size is per replica; the global batch is batch_size times the number of replicas.
     strategy: str = "auto"
     mixed_precision: bool = False  # float16 compute, float32 weights and output layer (for GPUs)
+    # Fault tolerance: back up the training state here after every epoch, so a restarted run (or worker)
+    # resumes from its last finished epoch. Deleted when training ends.
+    backup_dir: str | None = None
 
     # Output.
     output: str = "textpipe-model"

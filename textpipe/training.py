@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import time
 from typing import Any, Sequence
 
@@ -34,10 +36,15 @@ def train(
     `warm_start`: continue from that bundle's vocabulary and weights (and word vectors) instead of a fresh
     start; raises ConfigError saying why when its classes or architecture differ from this run's.
     """
+    # First: a multi-worker strategy must exist before TensorFlow runs any op in this process.
+    strategy = distribution_strategy(config.strategy)
     # Seeds Python, NumPy and TensorFlow: same seed, data and config give the same model on CPU.
     keras.utils.set_random_seed(config.seed)
-    fit_callbacks = _callbacks(config) + list(callbacks)  # first: a missing TensorBoard fails before any work
+    fit_callbacks = _callbacks(config, strategy) + list(callbacks)  # a missing TensorBoard fails before any work
 
+    # Every worker of a multi-worker run adapts its own vectorizer on the same texts in the same order; adapt
+    # is deterministic (ties in word counts included), so all replicas get the same vocabulary with no
+    # broadcast from the chief.
     vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
     if warm_start is not None:
         # Continue with the starting model's vocabulary: its embedding rows belong to those words. A fresh
@@ -52,24 +59,31 @@ def train(
     elif config.model == "conv1d":
         table, vector_report = word_vector_table(config, vectorizer, data.train.texts, verbose)
 
-    strategy = distribution_strategy(config.strategy)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
     def batches(split, shuffle):
-        return make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, word_vectors=table)
+        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, word_vectors=table)
+        # Across workers, shard by element: every worker builds the same (seeded) pipeline from the same
+        # in-memory rows and keeps its own share of each batch. (The default, sharding by file, does not
+        # apply to in-memory data and would only fall back to this after a warning.)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options)
 
     with strategy.scope():
         classifier = build_model(config, len(data.class_names))
         if warm_start is not None:
             classifier.set_weights(warm_start.classifier.get_weights())
-    history = classifier.fit(
-        batches(data.train, shuffle=True),
-        validation_data=batches(data.validation, shuffle=False),
-        epochs=config.epochs,
-        callbacks=fit_callbacks,
-        verbose=verbose,
-        shuffle=False,  # the training batches are already shuffled by tf.data, with the seed
-    )
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _fit_under_multiworker(classifier)
+        history = classifier.fit(
+            batches(data.train, shuffle=True),
+            validation_data=batches(data.validation, shuffle=False),
+            epochs=config.epochs,
+            callbacks=fit_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the training batches are already shuffled by tf.data, with the seed
+        )
     bundle = Bundle(
         model=end_to_end(vectorizer, classifier, word_vectors=table),
         config=config,
@@ -77,6 +91,7 @@ def train(
         vocabulary_size=vectorizer.vocabulary_size(),
         history={k: [float(v) for v in values] for k, values in history.history.items()},
         word_vectors=vector_report,
+        is_chief=is_chief(strategy),
     )
     bundle.metrics = {"validation": evaluate(bundle, data.validation)}
     return bundle
@@ -117,11 +132,71 @@ def word_vector_table(
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy `name` asks for; "auto" mirrors only when more than one GPU is visible."""
+    """The tf.distribute strategy `name` asks for; "auto" mirrors only when more than one GPU is visible.
+
+    "multiworker" is MultiWorkerMirroredStrategy, configured by the standard TF_CONFIG variable (the cluster's
+    workers and this process's place in it); without TF_CONFIG it runs as a cluster of one.
+    """
+    if name == "multiworker":
+        _check_tf_config(os.environ.get("TF_CONFIG"))
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()  # the default: one device, no replication
+
+
+def _fit_under_multiworker(model: keras.Model) -> None:
+    """Work around two places where Keras 3's fit() fails under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585); fit() must then be called inside `strategy.scope()`.
+
+    1. A model built in a strategy's scope remembers the strategy, and fit() first "builds" it by
+       all-reducing one (ids, labels) batch, which this strategy cannot do for a tuple. Forgetting the
+       strategy defers that build to the first step, and fit() takes the strategy from the scope instead.
+       The optimizer's variables are created here, in the scope, not inside the first replicated step.
+    2. fit() averages each step's logged metrics over the workers along axis 0, which scalars lack: the
+       steps return them as 1-element vectors, which that average turns back into scalars.
+    Gradients are unaffected: the optimizer all-reduces them across workers either way.
+    """
+    model.optimizer.build(model.trainable_variables)
+    model._distribute_strategy = None
+    model.train_step = _logs_as_vectors(model.train_step)
+    model.test_step = _logs_as_vectors(model.test_step)
+
+
+def _logs_as_vectors(step):
+    def vector_logs(data):
+        return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
+
+    return vector_logs
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the results: always, except on the non-chief workers of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    # Without a "chief" task, worker 0 is the chief (TensorFlow's own convention).
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+
+
+def _check_tf_config(value: str | None) -> None:
+    """Raise ConfigError for a TF_CONFIG that TensorFlow would reject with a long traceback."""
+    if value is None:
+        return
+    try:
+        spec = json.loads(value)
+    except ValueError as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({e})") from None
+    task = spec.get("task", {}) if isinstance(spec, dict) else None
+    cluster = spec.get("cluster", {}) if isinstance(spec, dict) else None
+    if not isinstance(task, dict) or not isinstance(cluster, dict):
+        raise ConfigError('TF_CONFIG must look like {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}')
+    kind, index = task.get("type"), task.get("index", 0)
+    if kind is not None and (kind not in cluster or not isinstance(index, int) or not 0 <= index < len(cluster[kind])):
+        raise ConfigError(f"TF_CONFIG's task {kind}:{index} is not in its cluster ({', '.join(cluster) or 'empty'})")
 
 
 # Settings that change the classifier's weights' shapes or meaning: a warm start needs them equal.
@@ -143,8 +218,16 @@ def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) 
         )
 
 
-def _callbacks(config: Config) -> list[keras.callbacks.Callback]:
+def _callbacks(config: Config, strategy: tf.distribute.Strategy) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = []
+    if config.backup_dir is not None:
+        # Keras' BackupAndRestore writes plain files, unaware of other workers: each worker gets its own
+        # folder, so that a restarted worker resumes from its own last epoch and no two write one file.
+        resolver = getattr(strategy, "cluster_resolver", None)
+        folder = config.backup_dir
+        if resolver is not None and resolver.task_type is not None:
+            folder = os.path.join(folder, f"{resolver.task_type}-{resolver.task_id}")
+        callbacks.append(keras.callbacks.BackupAndRestore(folder))
     if config.patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
