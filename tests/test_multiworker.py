@@ -147,3 +147,20 @@ def test_a_restarted_cluster_resumes_from_the_workers_backups(tmp_path):
     assert chief["weights"] == worker["weights"]
     assert chief["accuracy"] > 0.8, chief
     assert not any(backup.iterdir())
+
+
+def test_cli_multiworker_without_tf_config_is_a_cluster_of_one(tmp_path):
+    dataset = write_csv(tmp_path / "train.csv", 240, seed=2)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("TF_CONFIG", None)
+    args = ["--dataset", str(dataset), "--output", str(tmp_path / "model"), "--backup-dir", str(tmp_path / "backup"),
+            "--strategy", "multiworker", "--epochs", "2", "--vocab-size", "64", "--sequence-length", "16",
+            "--embedding-dim", "8", "--lstm-units", "8"]
+    proc = subprocess.run([sys.executable, "-m", "textpipe", "train", *args], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"bundle saved to {tmp_path / 'model'}" in proc.stdout
+    assert (tmp_path / "model" / "model.keras").is_file() and not any((tmp_path / "backup").iterdir())
+
+    env["TF_CONFIG"] = '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}'
+    proc = subprocess.run([sys.executable, "-m", "textpipe", "train", *args], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "TF_CONFIG's task worker:3 is not in its cluster" in proc.stderr

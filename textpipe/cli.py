@@ -35,7 +35,11 @@ TRAIN_SETTINGS = [
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
     ("--patience", int, "stop after N epochs without lower validation loss, keeping the best weights"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
-    ("--strategy", str, "tf.distribute strategy: auto (mirrored over several GPUs, else default), default, mirrored; --batch-size is per replica"),
+    ("--strategy", str, "tf.distribute strategy: auto (mirrored over several GPUs, else default), default, mirrored, "
+                        "multiworker (MultiWorkerMirroredStrategy, configured by TF_CONFIG); --batch-size is per replica, "
+                        "the global batch is --batch-size x replicas"),
+    ("--backup-dir", str, "back up the training state here after every epoch; a restarted run resumes from it "
+                          "(in a sub-folder: local, or worker-N for each worker of --strategy multiworker)"),
     ("--seed", int, "random seed; same seed, data and settings give the same model (default: 42)"),
     ("--text-column", str, "name of the text column (default: found by name)"),
     ("--label-column", str, "name of the label column (default: found by name)"),
@@ -82,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=512, help="texts per model call (default: 512)")
     score.add_argument("--skip-empty", action="store_true", help="leave empty rows out of the output (they are still counted)")
     score.add_argument("--shard", metavar="I/N", help="score only the I-th (1-based) of N contiguous parts of the rows; the N outputs concatenated in order are the whole output")
+    score.add_argument("--runner", metavar="RUNNER",
+                       help="score on Apache Beam instead of in this process (DirectRunner, DataflowRunner, FlinkRunner, "
+                            "SparkRunner...), writing OUTPUT's shards (predictions-00000-of-0000N.jsonl); options textpipe "
+                            "does not know go to Beam: put them after the inputs, e.g. --direct_num_workers 2 "
+                            "--direct_running_mode multi_processing (needs pip install 'textpipe[beam]')")
     score.set_defaults(run=run_score)
 
     retrain = commands.add_parser(
@@ -105,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Only `score --runner` takes options it does not know: they are the Beam runner's.
+    args, pipeline_args = parser.parse_known_args(argv)
+    if pipeline_args and getattr(args, "runner", None) is None:
+        parser.error(f"unrecognized arguments: {' '.join(pipeline_args)}")
+    args.pipeline_args = pipeline_args
     try:
         return args.run(args)
     except TextpipeError as e:
@@ -150,7 +164,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"word vectors: learned by skip-gram in {vectors['seconds']:.1f} s")
     path = save_bundle(bundle, config.output)
     print(f"\nvalidation metrics\n{format_report(bundle.metrics['validation'])}\n")
-    print(f"bundle saved to {path}")
+    print(f"bundle saved to {path}" if bundle.is_chief else f"bundle left to the chief worker, which saves it to {path}")
     return 0
 
 
@@ -190,6 +204,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    if args.runner is not None:
+        return run_score_beam(args)
     from tqdm import tqdm
 
     from textpipe.bundle import load_bundle
@@ -216,6 +232,31 @@ def run_score(args: argparse.Namespace) -> int:
     print(f"textpipe: {summary.describe()}", file=sys.stderr)
     if args.output != "-":
         print(f"textpipe: predictions written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_score_beam(args: argparse.Namespace) -> int:
+    from textpipe.errors import ConfigError
+
+    if args.shard is not None:
+        raise ConfigError("--shard splits a job by hand; with --runner the Beam runner splits it: leave --shard out")
+    from textpipe.beam import score_files_beam  # raises ConfigError when the [beam] extra is not installed
+
+    summary = score_files_beam(
+        args.bundle,
+        args.inputs,
+        args.output,
+        ["--runner", args.runner, *args.pipeline_args],
+        output_format=args.format,
+        input_format=args.input_format,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        batch_size=args.batch_size,
+        skip_empty=args.skip_empty,
+    )
+    print(f"textpipe: {summary.describe()}", file=sys.stderr)
+    written = f"{summary.files[0]} ... {summary.files[-1]}" if len(summary.files) > 1 else "".join(summary.files)
+    print(f"textpipe: predictions written to {written or args.output + ' shards'}", file=sys.stderr)
     return 0
 
 

@@ -1,5 +1,5 @@
 """Read scoring inputs as rows: plain text (one document per line), CSV/TSV or JSON Lines with a text column,
-or standard input ("-").
+or standard input ("-"); a glob pattern stands for the files it matches.
 
 Every row keeps where it came from (source, 1-based row number, optional id) so output can be matched back to
 input. Undecodable bytes (and half characters from JSON surrogate escapes) become U+FFFD and the row is
@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import csv
 import dataclasses
+import glob
 import io
 import json
 import sys
@@ -55,7 +56,8 @@ def resolve_inputs(
     text_column: str | None = None,
     id_column: str | None = None,
 ) -> list[InputSpec]:
-    """Check every input before any work starts: it exists, its format is known, its header has the columns."""
+    """Check every input before any work starts: it exists, its format is known, its header has the columns.
+    A glob pattern stands for the files it matches (see `expand_patterns`)."""
     if not paths:
         raise DataError("no input files given")
     if input_format is not None and input_format not in INPUT_FORMATS:
@@ -63,7 +65,7 @@ def resolve_inputs(
     if sum(p == STDIN for p in paths) > 1:
         raise DataError("standard input ('-') can be read only once")
     specs = []
-    for path in paths:
+    for path in expand_patterns(paths):
         if path != STDIN and not Path(path).is_file():
             raise DataError(f"input file not found: {path}")
         fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
@@ -74,6 +76,21 @@ def resolve_inputs(
             spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
         specs.append(spec)
     return specs
+
+
+def expand_patterns(paths: Sequence[str]) -> list[str]:
+    """Each path as it is, or, when no such file exists and it holds *, ? or [, the files it matches in sorted
+    order: a quoted pattern (needed where no shell expands it, as on a cluster) reads like the shell's."""
+    expanded = []
+    for path in paths:
+        if path == STDIN or Path(path).exists() or not any(c in path for c in "*?["):
+            expanded.append(path)
+            continue
+        matches = sorted(p for p in glob.glob(path, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise DataError(f"no input files match {path}")
+        expanded.extend(matches)
+    return expanded
 
 
 def read_rows(spec: InputSpec) -> Iterator[InputRow]:

@@ -60,7 +60,8 @@ from textpipe.production import (
 METRICS = ("accuracy", "macro_f1")
 SECTIONS = {"data": ("sources", "eval_split"), "promotion": ("production", "metric", "margin", "keep")}
 NOT_IN_MODEL = {"dataset": "list the data in [data] sources", "subset": "list the data in [data] sources",
-                "output": "the bundle goes to [promotion] production"}
+                "output": "the bundle goes to [promotion] production",
+                "backup_dir": "retrain backs up every run by itself, next to production"}
 
 
 @dataclasses.dataclass(frozen=True)

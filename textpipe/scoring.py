@@ -4,8 +4,9 @@ Rows flow through a tf.data pipeline (read, batch, prefetch) so reading overlaps
 predictions are written as soon as they are ready. Messy input is counted, never dropped silently: rows with
 replaced bytes are flagged; empty rows are kept without a prediction, or skipped and counted.
 
-Turning input rows into model input (`inputs.read_rows`) and model output into output records
-(`output_records`) are separate functions, so another driver of the scorer can reuse both.
+Turning input rows into model input (`inputs.read_rows`), model output into output records (`batch_records`)
+and records into output lines (`record_formatter`) are separate functions, so another driver of the scorer
+(beam.py) reuses all three.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import collections
 import contextlib
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import sys
@@ -89,7 +91,7 @@ def score_rows(
     summary = summary if summary is not None else ScoreSummary()
     start = time.perf_counter()
     first, end = shard_bounds(specs, shard) if shard is not None else (0, None)
-    infer = _inference_function(bundle)
+    infer = inference_function(bundle)
 
     def all_rows() -> Iterator[InputRow]:
         for spec in specs:
@@ -116,10 +118,10 @@ def score_rows(
     )
     for texts in batches.prefetch(2):
         rows = pending.popleft()
-        probabilities = to_class_probabilities(infer(texts).numpy())
+        records = batch_records(infer, texts, rows, bundle.class_names)
         summary.scored += sum(not r.empty for r in rows)
         summary.seconds = time.perf_counter() - start
-        yield from output_records(rows, probabilities, bundle.class_names)
+        yield from records
     if failure:
         raise failure[0]
     summary.seconds = time.perf_counter() - start
@@ -167,9 +169,7 @@ def score_files(
 
     `progress`, if given, is called with the number of rows just written, batch by batch.
     """
-    output_format = output_format or ("csv" if str(output).lower().endswith(".csv") else "jsonl")
-    if output_format not in OUTPUT_FORMATS:
-        raise DataError(f"unknown output format {output_format!r}; choose from {', '.join(OUTPUT_FORMATS)}")
+    output_format = output_format_for(output, output_format)
     if str(output) != STDIN and Path(output).is_dir():
         raise DataError(f"output {output} is a folder; name a file to write the predictions to")
     specs = resolve_inputs(inputs, input_format, text_column, id_column)
@@ -190,8 +190,24 @@ def score_files(
     return summary
 
 
-def _inference_function(bundle: Bundle) -> Callable[[tf.Tensor], tf.Tensor]:
-    # One traced graph for every batch size, instead of Keras' per-call overhead of predict().
+def output_format_for(output: str | Path, output_format: str | None = None) -> str:
+    """The output format asked for, else the one `output`'s extension names (.csv), else jsonl."""
+    output_format = output_format or ("csv" if str(output).lower().endswith(".csv") else "jsonl")
+    if output_format not in OUTPUT_FORMATS:
+        raise DataError(f"unknown output format {output_format!r}; choose from {', '.join(OUTPUT_FORMATS)}")
+    return output_format
+
+
+def batch_records(
+    infer: Callable[[Any], tf.Tensor], texts: Any, rows: Sequence[InputRow], class_names: Sequence[str]
+) -> list[dict]:
+    """The model on one batch of texts (a tf.string tensor or an object array of `rows`' texts), as records."""
+    return list(output_records(rows, to_class_probabilities(infer(texts).numpy()), class_names))
+
+
+def inference_function(bundle: Bundle) -> Callable[[Any], tf.Tensor]:
+    """The bundle's model as one traced graph for every batch size, instead of Keras' per-call overhead of
+    predict(); it takes a batch of texts as a tf.string tensor or an object array of str."""
     model = bundle.model
     return tf.function(
         lambda texts: model(texts, training=False), input_signature=[tf.TensorSpec((None,), tf.string)]
@@ -218,16 +234,34 @@ def _chunks(items: Iterable[InputRow], size: int) -> Iterator[tuple[InputRow, ..
 
 
 def _writer(out: TextIO, output_format: str, class_names: Sequence[str], with_id: bool) -> Callable[[dict], None]:
+    header, line = record_formatter(output_format, class_names, with_id)
+    if header is not None:
+        out.write(header + "\n")
+    return lambda record: out.write(line(record) + "\n")
+
+
+def record_formatter(
+    output_format: str, class_names: Sequence[str], with_id: bool
+) -> tuple[str | None, Callable[[dict], str]]:
+    """The header line (CSV only, else None) and a function from a record to its output line, without the
+    newline: every driver of the scorer writes the same text."""
     if output_format == "jsonl":
-        return lambda record: out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return None, lambda record: json.dumps(record, ensure_ascii=False)
     columns = ["source", "row"] + (["id"] if with_id else []) + ["label"]
     columns += [f"p_{name}" for name in class_names] + ["empty", "replaced_bytes"]
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
 
-    def write(record: dict) -> None:
+    def csv_line(fields: list) -> str:
+        # csv quotes fields that hold commas, quotes or newlines; let it, then drop its line terminator.
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(fields)
+        return buffer.getvalue()[:-1]
+
+    def line(record: dict) -> str:
         probabilities = record["probabilities"] or {}
-        writer.writerow(
+        return csv_line(
             [record["source"], record["row"]]
             + ([record["id"]] if with_id else [])
             + [record["label"] or ""]
@@ -235,7 +269,7 @@ def _writer(out: TextIO, output_format: str, class_names: Sequence[str], with_id
             + [int(record["empty"]), int(record["replaced_bytes"])]
         )
 
-    return write
+    return csv_line(columns), line
 
 
 @contextlib.contextmanager

@@ -221,12 +221,12 @@ def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) 
 def _callbacks(config: Config, strategy: tf.distribute.Strategy) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = []
     if config.backup_dir is not None:
-        # Keras' BackupAndRestore writes plain files, unaware of other workers: each worker gets its own
-        # folder, so that a restarted worker resumes from its own last epoch and no two write one file.
+        # Keras' BackupAndRestore writes plain files, unaware of other workers, and deletes its folder when
+        # training ends: each worker gets a sub-folder of its own, so that no two write one file, a restarted
+        # worker resumes from its own last epoch, and nothing else in backup_dir is ever deleted.
         resolver = getattr(strategy, "cluster_resolver", None)
-        folder = config.backup_dir
-        if resolver is not None and resolver.task_type is not None:
-            folder = os.path.join(folder, f"{resolver.task_type}-{resolver.task_id}")
+        task = "local" if resolver is None or resolver.task_type is None else f"{resolver.task_type}-{resolver.task_id}"
+        folder = os.path.join(config.backup_dir, task)
         callbacks.append(keras.callbacks.BackupAndRestore(folder))
     if config.patience is not None:
         callbacks.append(
