@@ -1,19 +1,31 @@
-"""Measure textpipe's throughput against in-memory baselines, in one run, and write BENCHMARKS.md/.json.
+"""Measure textpipe against what a practitioner would use instead, in one run, and write BENCHMARKS.md/.json.
 
-    python scripts/benchmark.py            # full sizes (200k and 2M lines for scoring): tens of minutes on 2 cores
-    python scripts/benchmark.py --quick    # small sizes, a few minutes: checks the script still works
+    python scripts/benchmark.py                       # everything at full size: hours on 2 cores
+    python scripts/benchmark.py --sections accuracy --max-train-rows 5000
+    python scripts/benchmark.py --sections throughput
+    python scripts/benchmark.py --quick               # small sizes, a few minutes: checks the script still works
+
+Sections:
+- accuracy: textpipe's lstm and conv1d (defaults and tuned flags) against TF-IDF + logistic regression, on
+  SST-2, IMDB and emotion from ../shared/data, means over --seeds (see accuracy_benchmark.py);
+- throughput: tf.data training input against numpy arrays, the vectorizer, model-only inference against the
+  machine's floating-point floor, `textpipe score` against in-memory `predict` (rows/s, peak memory), and
+  the Beam path on the DirectRunner against `textpipe score` (see beam_benchmark.py).
 
 Every ratio compares two things measured in the same process, interleaved, as the median of --repeats runs.
-Texts come from ../shared/data/sst2 when present, else from the review set shipped with textpipe.
+A run of some sections keeps the other sections' earlier results in the report, each with its own command,
+date and machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -25,49 +37,91 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
+SECTIONS = ("accuracy", "throughput")
 
 
 def main() -> int:
+    from accuracy_benchmark import DATASETS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes: minutes, not tens of minutes")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is reported")
+    parser.add_argument("--quick", action="store_true", help="small sizes: minutes, not hours")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="accuracy: comma-separated, from " + ", ".join(DATASETS))
+    parser.add_argument("--seeds", type=int, default=3, help="accuracy: seeds per method; means and spread are reported")
+    parser.add_argument("--max-train-rows", type=int, help="accuracy: fit on at most this many training rows (same rows for every method)")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput: runs per measurement; the median is reported")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="Markdown report (JSON beside it)")
+    parser.add_argument("--report-only", action="store_true", help="measure nothing; rewrite the Markdown from the JSON")
     args = parser.parse_args()
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    for name, allowed in ((sections, SECTIONS), (datasets, DATASETS)):
+        unknown = sorted(set(name) - set(allowed))
+        if unknown:
+            parser.error(f"unknown: {', '.join(unknown)}; choose from {', '.join(allowed)}")
 
-    sizes = {"score_lines": 20_000, "score_big_lines": 100_000, "train_rows": 4_000} if args.quick else {
-        "score_lines": 200_000, "score_big_lines": 2_000_000, "train_rows": 20_000}
+    output = Path(args.output)
+    json_path = output.with_suffix(".json")
+    results = json.loads(json_path.read_text()) if json_path.exists() else {}
+    results = {k: v for k, v in results.items() if k in SECTIONS}  # reports from before sections existed
+    if args.report_only:
+        write_reports(results, output)
+        return 0
+    stamp = {
+        "command": "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if "accuracy" in sections:
+            results["accuracy"] = {**stamp, **run_accuracy_section(args, datasets, tmp)}
+        if "throughput" in sections:
+            results["throughput"] = {**stamp, **run_throughput_section(args, tmp)}
+    write_reports(results, output)
+    print(f"wrote {output} and {json_path}")
+    return 0
 
+
+def run_accuracy_section(args, datasets, tmp: Path) -> dict:
+    from accuracy_benchmark import run_accuracy
+
+    if args.quick:
+        return run_accuracy(datasets, [0], args.max_train_rows or 600, 1, tmp, log, quick=True)
+    return run_accuracy(datasets, list(range(args.seeds)), args.max_train_rows, None, tmp, log)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_throughput_section(args, tmp: Path) -> dict:
+    from textpipe.bundle import save_bundle
     from textpipe.config import Config
     from textpipe.data import load_labeled_data
+    from textpipe.training import train
 
+    sizes = {"score_lines": 20_000, "score_big_lines": 100_000, "train_rows": 4_000, "inference_rows": 4_096}
+    if not args.quick:
+        sizes = {"score_lines": 200_000, "score_big_lines": 2_000_000, "train_rows": 20_000, "inference_rows": 32_768}
     source = SHARED_SST2 if SHARED_SST2.is_dir() else None
     data = load_labeled_data(source)
     texts = data.train.texts
-    results: dict = {
-        "machine": machine(),
-        "command": "python scripts/benchmark.py" + (" --quick" if args.quick else ""),
-        "date": datetime.date.today().isoformat(),
-        "texts": "SST-2 train sentences" if source else "textpipe's sample reviews",
-        "repeats": args.repeats,
-    }
+    config = Config(epochs=1, seed=0)
+    results: dict = {"texts": "SST-2 train sentences" if source else "textpipe's sample reviews", "repeats": args.repeats}
+    results["training"] = bench_training(config, data, sizes["train_rows"], args.repeats)
+    results["vectorizer"] = bench_vectorizer(config, texts, args.repeats)
+    results["inference"] = bench_inference(texts, sizes["inference_rows"], args.repeats)
+    bundle_path = tmp / "bundle"
+    save_bundle(train(config, subset(data, sizes["train_rows"])), bundle_path)
+    results["scoring"] = bench_scoring(bundle_path, texts, sizes, tmp, args.repeats)
+    if importlib.util.find_spec("apache_beam") is not None:
+        from beam_benchmark import bench_beam
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        bundle_path = tmp / "bundle"
-        config = Config(epochs=1, seed=0)
-        results["training"] = bench_training(config, data, sizes["train_rows"], args.repeats)
-        results["vectorizer"] = bench_vectorizer(config, texts, args.repeats)
-
-        from textpipe.bundle import save_bundle
-        from textpipe.training import train
-
-        small = subset(data, sizes["train_rows"])
-        save_bundle(train(config, small), bundle_path)
-        results["scoring"] = bench_scoring(bundle_path, texts, sizes, tmp, args.repeats)
-
-    write_reports(results, Path(args.output))
-    print(f"wrote {args.output} and {Path(args.output).with_suffix('.json')}")
-    return 0
+        results["beam"] = bench_beam(bundle_path, tmp / "lines.txt", tmp / "beam", args.repeats)
+    else:
+        log("apache-beam is not installed (pip install -e '.[beam]'): the Beam comparison is left out")
+    return results
 
 
 def machine() -> dict:
@@ -82,6 +136,7 @@ def machine() -> dict:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "cores_used": len(os.sched_getaffinity(0)),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "gpu": bool(tf.config.list_physical_devices("GPU")),
         "python": platform.python_version(),
@@ -151,6 +206,80 @@ def bench_vectorizer(config, texts, repeats) -> dict:
     }
 
 
+def bench_inference(texts, rows: int, repeats: int) -> dict:
+    """Model-only inference (token ids or word vectors in, probabilities out) of the default models,
+    against the floor their floating-point work sets on this machine: FLOPs per text / measured matmul rate."""
+    import tensorflow as tf
+
+    from textpipe.config import Config
+    from textpipe.models import build_model
+    from textpipe.preprocess import adapt_vectorizer, build_vectorizer, vectorize
+
+    config = Config()
+    vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
+    adapt_vectorizer(vectorizer, texts)
+    ids = vectorize(vectorizer, np.resize(texts, rows))
+    rate = matmul_flops_per_s(repeats)
+    results: dict = {"rows": rows, "batch": 512, "matmul_gflops_per_s": rate / 1e9, "models": {}}
+    for name in ("lstm", "conv1d"):
+        model = build_model(Config(model=name), 2)
+        if name == "lstm":
+            inputs = ids
+        else:  # the conv1d model reads 100-dim word vectors, which the pipeline looks up per batch
+            inputs = np.random.default_rng(0).standard_normal((rows, config.sequence_length, config.word_vector_dim), dtype=np.float32)
+        batches = [tf.constant(inputs[i : i + 512]) for i in range(0, rows, 512)]
+        call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        call(batches[0])
+        call(batches[-1])  # trace both batch shapes before timing
+        seconds = statistics.median(timed(lambda: [call(b).numpy() for b in batches]) for _ in range(repeats))
+        flops = model_flops(model, config.sequence_length)
+        floor = rate / flops
+        results["models"][name] = {
+            "flops_per_text": flops,
+            "texts_per_s": rows / seconds,
+            "floor_texts_per_s": floor,
+            "share_of_floor": rows / seconds / floor,
+        }
+    return results
+
+
+def matmul_flops_per_s(repeats: int, n: int = 2048) -> float:
+    """The machine's float32 matrix-multiply rate: the median of timed (n x n) @ (n x n) products."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), seed=0)
+    b = tf.random.normal((n, n), seed=1)
+    product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    product(a, b).numpy()
+    runs = 10
+    seconds = statistics.median(timed(lambda: [product(a, b).numpy() for _ in range(runs)]) for _ in range(repeats))
+    return 2 * n**3 * runs / seconds
+
+
+def model_flops(model, length: int) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of one text through the model's matrix products.
+
+    Element-wise work (activations, gates, pooling, masking) is left out, so the floor is a true lower bound
+    on time. An LSTM on a CPU runs every step of the padded sequence, so all `length` steps count.
+    """
+    import keras
+
+    flops = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.LSTM):
+            kernel, recurrent = layer.cell.kernel.shape, layer.cell.recurrent_kernel.shape
+            flops += 2 * length * (kernel[0] * kernel[1] + recurrent[0] * recurrent[1])
+        elif isinstance(layer, keras.layers.Conv1D):
+            width, channels, filters = layer.kernel.shape
+            length -= width - 1
+            flops += 2 * length * width * channels * filters
+        elif isinstance(layer, keras.layers.MaxPooling1D):
+            length //= layer.pool_size[0]
+        elif isinstance(layer, keras.layers.Dense):
+            flops += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return int(flops)
+
+
 def write_lines(path: Path, texts, n: int) -> None:
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
@@ -212,47 +341,10 @@ def peak_memory_mib(bundle_path: Path, lines: Path, tmp: Path) -> float:
 
 def write_reports(results: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    m, t, v, s = results["machine"], results["training"], results["vectorizer"], results["scoring"]
-    memory = "; ".join(f"{k.replace('_lines_mib', '')} lines: {mib:,.0f} MiB" for k, mib in s["peak_memory"].items())
-    text = f"""# Benchmarks
+    path.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")  # first: the Markdown is derived
+    from benchmark_report import render
 
-Written by `scripts/benchmark.py`; numbers are medians of {results['repeats']} runs, and each ratio compares
-two measurements taken in the same process, interleaved.
-
-- command: `{results['command']}`
-- date: {results['date']}
-- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPU: {'yes' if m['gpu'] else 'no'};
-  Python {m['python']}, TensorFlow {m['tensorflow']}
-- texts: {results['texts']}
-
-## Scoring: `textpipe score` against in-memory `model.predict`
-
-Default lstm bundle, {s['lines']:,} lines in a plain text file, batch 512, JSON Lines output.
-
-| path | rows/s |
-|---|---|
-| `score_files` (read, batch, predict, write) | {s['score_rows_per_s']:,.0f} |
-| `model.predict` on one in-memory tensor | {s['predict_rows_per_s']:,.0f} |
-| ratio (target ≥ 0.9) | **{s['ratio']:.2f}** |
-
-Peak resident memory of a fresh scoring process (bundle loaded, TensorFlow included): {memory}.
-
-## Training input: tf.data pipeline against numpy arrays
-
-One epoch of the default lstm (batch 16) on {t['rows']:,} rows.
-
-| input | examples/s |
-|---|---|
-| textpipe's tf.data pipeline (vectorize, cache, shuffle, batch, prefetch) | {t['pipeline_examples_per_s']:,.0f} |
-| pre-vectorized numpy arrays | {t['numpy_examples_per_s']:,.0f} |
-| ratio (target ≥ 0.95) | **{t['ratio']:.2f}** |
-
-## Vectorizer
-
-{v['texts']:,} texts: adapt {v['adapt_texts_per_s']:,.0f} texts/s; vectorize through tf.data {v['map_texts_per_s']:,.0f} texts/s.
-"""
-    path.write_text(text)
+    path.write_text(render(results))
 
 
 if __name__ == "__main__":

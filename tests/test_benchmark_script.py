@@ -5,10 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import needs_shared_data
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@needs_shared_data
 def test_quick_benchmark_writes_both_reports(tmp_path):
     report = tmp_path / "BENCHMARKS.md"
     subprocess.run(
@@ -16,8 +19,30 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
         check=True, capture_output=True, timeout=1200,
     )
     results = json.loads(report.with_suffix(".json").read_text())
-    assert results["scoring"]["score_rows_per_s"] > 0 and results["scoring"]["predict_rows_per_s"] > 0
-    assert results["training"]["ratio"] > 0
-    assert len(results["scoring"]["peak_memory"]) == 2
+    throughput = results["throughput"]
+    assert throughput["scoring"]["score_rows_per_s"] > 0 and throughput["scoring"]["predict_rows_per_s"] > 0
+    assert throughput["training"]["ratio"] > 0
+    assert len(throughput["scoring"]["peak_memory"]) == 2
+    beam = throughput["beam"]  # the dev install includes apache-beam
+    assert beam["rows"] == throughput["scoring"]["lines"] and beam["beam_2_rows_per_s"] > 0
+    for model in ("lstm", "conv1d"):
+        inference = throughput["inference"]["models"][model]
+        assert inference["flops_per_text"] > 0 and 0 < inference["share_of_floor"]
+    accuracy = results["accuracy"]["datasets"]
+    assert set(accuracy) == {"sst2", "imdb", "emotion"}
+    for dataset in accuracy.values():
+        for method in ("tfidf_lr_restricted", "tfidf_lr_ngrams", "lstm_default", "lstm_tuned", "conv1d_default", "conv1d_tuned"):
+            assert 0 <= dataset["methods"][method]["accuracy"]["mean"] <= 1
+    # The restricted baseline really is restricted to the default vocabulary's budget.
+    assert all(r["features"] <= 1022 for r in accuracy["imdb"]["methods"]["tfidf_lr_restricted"]["runs"])
     text = report.read_text()
-    assert "textpipe score" in text and "ratio" in text
+    assert "textpipe score" in text and "TF-IDF + LR" in text and "### Targets" in text
+
+    # A run of one section keeps the other's results.
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--sections", "accuracy",
+         "--datasets", "sst2", "--output", str(report)],
+        check=True, capture_output=True, timeout=1200,
+    )
+    again = json.loads(report.with_suffix(".json").read_text())
+    assert again["throughput"] == throughput and set(again["accuracy"]["datasets"]) == {"sst2"}

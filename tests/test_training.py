@@ -100,7 +100,6 @@ def test_warm_start_continues_from_the_given_weights(tiny_bundle, tiny_data):
 
 
 def test_warm_start_keeps_the_vocabulary_and_refuses_other_classes_and_shapes(tiny_bundle, tiny_data):
-
     with pytest.raises(ConfigError, match="cannot warm-start: lstm_units is 8 here but 16"):
         train(Config(**{**TINY_SETTINGS, "lstm_units": 8}), tiny_data, warm_start=tiny_bundle)
     # New data with new words keeps the starting vocabulary: the embedding rows stay tied to their words.
