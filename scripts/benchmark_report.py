@@ -43,19 +43,17 @@ def mean_sd(stats: dict, scale: float = 100.0) -> str:
 
 
 def render_accuracy(section: dict) -> str:
-    seeds = len(section["seeds"])
-    cap = section.get("max_train_rows")
     lines = [
         "## Accuracy against TF-IDF + logistic regression\n",
         stamp(section),
-        f"Means ± sample standard deviation over {seeds} seed{'s' if seeds != 1 else ''} ({', '.join(map(str, section['seeds']))}), "
-        "in percent. Every method is fitted on the same rows: the training pool"
-        + (f" capped at {cap:,} rows (the same rows for every seed and method)" if cap else "")
-        + ", less a stratified 10% that each seed holds out for textpipe's validation loss (early stopping). "
+        "Means ± sample standard deviation over the seeds each dataset names, in percent. Every method is "
+        "fitted on the same rows: the training pool (capped where a dataset says so, the same rows for every "
+        "seed and method), less a stratified 10% that each seed holds out for textpipe's validation loss (early stopping). "
         "Scores are on the evaluation split named per dataset, which no method sees while fitting. Fit time is "
         "wall-clock seconds for fitting only (textpipe: vocabulary, word vectors, training).\n",
         "Tuned textpipe settings are flags any user can pass, derived from the training texts alone: "
-        "`--vocab-size 10000`, `--sequence-length` covering 99% of the texts (at most 256), `--batch-size 32`, "
+        "`--vocab-size 10000`, `--sequence-length` covering 99% of the texts (at most 256 for the lstm, which "
+        "steps through positions one by one, and 512 for conv1d), `--batch-size 32`, "
         "`--epochs 15 --patience 2` (early stopping that keeps the best epoch); conv1d also gets "
         "`--word-vectors` learned by textpipe's skip-gram on all of the dataset's training text (standing in "
         "for downloaded GloVe vectors, which this machine cannot fetch).\n",
@@ -64,11 +62,15 @@ def render_accuracy(section: dict) -> str:
     for name, data in section["datasets"].items():
         title = DATASET_NAMES.get(name, name)
         tuned = data["tuned_settings"]
+        seeds = ", ".join(map(str, data["seeds"]))
+        cap = f"capped at {data['max_train_rows']:,}" if data.get("max_train_rows") else "not capped"
         lines.append(
-            f"### {title}\n\n{data['train_rows']:,} training rows, {data['holdout_rows']:,} held out, "
-            f"{data['eval_rows']:,} evaluation rows ({data['eval_split']}); {len(data['classes'])} classes. "
-            f"Tuned sequence length: {tuned['sequence_length']}; conv1d's tuned word vectors learned on "
-            f"{data['pretrained_vectors']['texts']:,} texts in {data['pretrained_vectors']['seconds']:,.0f} s.\n"
+            f"### {title}\n\n{data['train_rows']:,} training rows (pool {cap}), {data['holdout_rows']:,} held out, "
+            f"{data['eval_rows']:,} evaluation rows ({data['eval_split']}); {len(data['classes'])} classes; "
+            f"seeds {seeds}. Tuned sequence length: lstm {tuned['lstm']['sequence_length']}, conv1d "
+            f"{tuned['conv1d']['sequence_length']}; conv1d's tuned word vectors learned on "
+            f"{data['pretrained_vectors']['texts']:,} texts in {data['pretrained_vectors']['seconds']:,.0f} s. "
+            f"Run by `{data['command']}` on {data['date']}, on {data['cores_used']} core{'s' if data['cores_used'] != 1 else ''}.\n"
         )
         lines.append("| method | accuracy | macro F1 | fit time (s) | epochs run |\n|---|---|---|---|---|")
         methods = data["methods"]

@@ -38,11 +38,14 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     text = report.read_text()
     assert "textpipe score" in text and "TF-IDF + LR" in text and "### Targets" in text
 
-    # A run of one section keeps the other's results.
+    # A run of one section, on one dataset, keeps everything else's results.
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--sections", "accuracy",
          "--datasets", "sst2", "--output", str(report)],
         check=True, capture_output=True, timeout=1200,
     )
     again = json.loads(report.with_suffix(".json").read_text())
-    assert again["throughput"] == throughput and set(again["accuracy"]["datasets"]) == {"sst2"}
+    assert again["throughput"] == throughput
+    assert list(again["accuracy"]["datasets"]) == ["sst2", "imdb", "emotion"]
+    assert again["accuracy"]["datasets"]["imdb"] == accuracy["imdb"]
+    assert "--datasets sst2" in again["accuracy"]["datasets"]["sst2"]["command"]
