@@ -2,15 +2,16 @@
 
     python scripts/benchmark.py                       # everything at full size: hours on 2 cores
     python scripts/benchmark.py --sections accuracy --max-train-rows 5000
-    python scripts/benchmark.py --sections throughput
+    python scripts/benchmark.py --sections throughput,scoring
     python scripts/benchmark.py --quick               # small sizes, a few minutes: checks the script still works
 
 Sections:
 - accuracy: textpipe's lstm and conv1d (defaults and tuned flags) against TF-IDF + logistic regression, on
   SST-2, IMDB and emotion from ../shared/data, means over --seeds (see accuracy_benchmark.py);
-- throughput: tf.data training input against numpy arrays, the vectorizer, model-only inference against the
-  machine's floating-point floor, `textpipe score` against in-memory `predict` (rows/s, peak memory), and
-  the Beam path on the DirectRunner against `textpipe score` (see beam_benchmark.py).
+- throughput: tf.data training input against numpy arrays, the vectorizer, and model-only inference against
+  the machine's floating-point floor;
+- scoring: `textpipe score` against in-memory `predict` (rows/s, peak memory), and the Beam path on the
+  DirectRunner against `textpipe score` (see beam_benchmark.py).
 
 Every ratio compares two things measured in the same process, interleaved, as the median of --repeats runs.
 A run of some sections keeps the other sections' earlier results in the report, each with its own command,
@@ -37,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
-SECTIONS = ("accuracy", "throughput")
+SECTIONS = ("accuracy", "throughput", "scoring")
 
 
 def main() -> int:
@@ -49,7 +50,7 @@ def main() -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS), help="accuracy: comma-separated, from " + ", ".join(DATASETS))
     parser.add_argument("--seeds", type=int, default=3, help="accuracy: seeds per method; means and spread are reported")
     parser.add_argument("--max-train-rows", type=int, help="accuracy: fit on at most this many training rows (same rows for every method)")
-    parser.add_argument("--repeats", type=int, default=3, help="throughput: runs per measurement; the median is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput, scoring: runs per measurement; the median is reported")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="Markdown report (JSON beside it)")
     parser.add_argument("--report-only", action="store_true", help="measure nothing; rewrite the Markdown from the JSON")
     args = parser.parse_args()
@@ -85,6 +86,8 @@ def main() -> int:
             results["accuracy"] = {**stamp, **accuracy}
         if "throughput" in sections:
             results["throughput"] = {**stamp, **run_throughput_section(args, tmp)}
+        if "scoring" in sections:
+            results["scoring"] = {**stamp, **run_scoring_section(args, tmp)}
     write_reports(results, output)
     print(f"wrote {output} and {json_path}")
     return 0
@@ -102,26 +105,39 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_throughput_section(args, tmp: Path) -> dict:
-    from textpipe.bundle import save_bundle
-    from textpipe.config import Config
+def throughput_data(args):
+    """Sizes for --quick or full runs, and the texts to measure on (SST-2 when present)."""
     from textpipe.data import load_labeled_data
-    from textpipe.training import train
 
     sizes = {"score_lines": 20_000, "score_big_lines": 100_000, "train_rows": 4_000, "inference_rows": 4_096}
     if not args.quick:
         sizes = {"score_lines": 200_000, "score_big_lines": 2_000_000, "train_rows": 20_000, "inference_rows": 32_768}
     source = SHARED_SST2 if SHARED_SST2.is_dir() else None
-    data = load_labeled_data(source)
-    texts = data.train.texts
+    return sizes, load_labeled_data(source), "SST-2 train sentences" if source else "textpipe's sample reviews"
+
+
+def run_throughput_section(args, tmp: Path) -> dict:
+    from textpipe.config import Config
+
+    sizes, data, name = throughput_data(args)
     config = Config(epochs=1, seed=0)
-    results: dict = {"texts": "SST-2 train sentences" if source else "textpipe's sample reviews", "repeats": args.repeats}
+    results: dict = {"texts": name, "repeats": args.repeats}
     results["training"] = bench_training(config, data, sizes["train_rows"], args.repeats)
-    results["vectorizer"] = bench_vectorizer(config, texts, args.repeats)
-    results["inference"] = bench_inference(texts, sizes["inference_rows"], args.repeats)
+    results["vectorizer"] = bench_vectorizer(config, data.train.texts, args.repeats)
+    results["inference"] = bench_inference(data.train.texts, sizes["inference_rows"], args.repeats)
+    return results
+
+
+def run_scoring_section(args, tmp: Path) -> dict:
+    from textpipe.bundle import save_bundle
+    from textpipe.config import Config
+    from textpipe.training import train
+
+    sizes, data, name = throughput_data(args)
+    results: dict = {"texts": name, "repeats": args.repeats}
     bundle_path = tmp / "bundle"
-    save_bundle(train(config, subset(data, sizes["train_rows"])), bundle_path)
-    results["scoring"] = bench_scoring(bundle_path, texts, sizes, tmp, args.repeats)
+    save_bundle(train(Config(epochs=1, seed=0), subset(data, sizes["train_rows"])), bundle_path)
+    results["scoring"] = bench_scoring(bundle_path, data.train.texts, sizes, tmp, args.repeats)
     if importlib.util.find_spec("apache_beam") is not None:
         from beam_benchmark import bench_beam
 

@@ -21,6 +21,8 @@ def render(results: dict) -> str:
     ]
     if "accuracy" in results:
         parts.append(render_accuracy(results["accuracy"]))
+    if "scoring" in results:
+        parts.append(render_scoring(results["scoring"]))
     if "throughput" in results:
         parts.append(render_throughput(results["throughput"]))
     return "\n".join(parts)
@@ -104,14 +106,14 @@ def targets(title: str, methods: dict) -> list[str]:
     return rows
 
 
-def render_throughput(section: dict) -> str:
-    t, v, s = section["training"], section["vectorizer"], section["scoring"]
+def render_scoring(section: dict) -> str:
+    s = section["scoring"]
     memory = "; ".join(f"{k.replace('_lines_mib', '')} lines: {mib:,.0f} MiB" for k, mib in s["peak_memory"].items())
-    text = f"""## Throughput
+    text = f"""## Scoring
 
 {stamp(section)}- texts: {section['texts']}; medians of {section['repeats']} runs, the two sides of each ratio interleaved
 
-### Scoring: `textpipe score` against in-memory `model.predict`
+### `textpipe score` against in-memory `model.predict`
 
 Default lstm bundle, {s['lines']:,} lines in a plain text file, batch 512, JSON Lines output.
 
@@ -125,7 +127,15 @@ Peak resident memory of a fresh scoring process (bundle loaded, TensorFlow inclu
 """
     if "beam" in section:
         text += render_beam(section["beam"])
-    text += f"""
+    return text
+
+
+def render_throughput(section: dict) -> str:
+    t, v = section["training"], section["vectorizer"]
+    text = f"""## Training input, vectorizer and inference
+
+{stamp(section)}- texts: {section['texts']}; medians of {section['repeats']} runs, the two sides of each ratio interleaved
+
 ### Training input: tf.data pipeline against numpy arrays
 
 One epoch of the default lstm (batch 16) on {t['rows']:,} rows.

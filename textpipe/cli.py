@@ -216,23 +216,23 @@ def run_score(args: argparse.Namespace) -> int:
     resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)  # fail before loading
     bundle = load_bundle(args.bundle)
     with tqdm(unit=" rows", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
-        summary = score_files(
-            bundle,
-            args.inputs,
-            args.output,
-            output_format=args.format,
-            input_format=args.input_format,
-            text_column=args.text_column,
-            id_column=args.id_column,
-            batch_size=args.batch_size,
-            skip_empty=args.skip_empty,
-            progress=bar.update,
-            shard=shard,
-        )
+        summary = score_files(bundle, args.inputs, args.output, progress=bar.update, shard=shard, **_scoring_options(args))
     print(f"textpipe: {summary.describe()}", file=sys.stderr)
     if args.output != "-":
         print(f"textpipe: predictions written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _scoring_options(args: argparse.Namespace) -> dict:
+    """The `score` flags that the local and the Beam scorer share."""
+    return dict(
+        output_format=args.format,
+        input_format=args.input_format,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        batch_size=args.batch_size,
+        skip_empty=args.skip_empty,
+    )
 
 
 def run_score_beam(args: argparse.Namespace) -> int:
@@ -242,18 +242,8 @@ def run_score_beam(args: argparse.Namespace) -> int:
         raise ConfigError("--shard splits a job by hand; with --runner the Beam runner splits it: leave --shard out")
     from textpipe.beam import score_files_beam  # raises ConfigError when the [beam] extra is not installed
 
-    summary = score_files_beam(
-        args.bundle,
-        args.inputs,
-        args.output,
-        ["--runner", args.runner, *args.pipeline_args],
-        output_format=args.format,
-        input_format=args.input_format,
-        text_column=args.text_column,
-        id_column=args.id_column,
-        batch_size=args.batch_size,
-        skip_empty=args.skip_empty,
-    )
+    pipeline_args = ["--runner", args.runner, *args.pipeline_args]
+    summary = score_files_beam(args.bundle, args.inputs, args.output, pipeline_args, **_scoring_options(args))
     print(f"textpipe: {summary.describe()}", file=sys.stderr)
     written = f"{summary.files[0]} ... {summary.files[-1]}" if len(summary.files) > 1 else "".join(summary.files)
     print(f"textpipe: predictions written to {written or args.output + ' shards'}", file=sys.stderr)
