@@ -28,10 +28,17 @@ def test_raw_strings_tf_data_and_preprocessed_ids_agree(saved_bundle, tiny_data)
     texts = list(tiny_data.test.texts[:40])
     from_strings = bundle.model.predict(np.array(texts, dtype=object), verbose=0)
     from_dataset = bundle.model.predict(tf.data.Dataset.from_tensor_slices(texts).batch(7), verbose=0)
-    ids = make_dataset(bundle.vectorizer, tiny_data.test, 40, shuffle=False).take(1)
+    ids = make_dataset(bundle.vectorizer, tiny_data.test, 40, shuffle=False, group_by_length=False).take(1)
     from_ids = bundle.classifier.predict(ids.map(lambda x, y: x), verbose=0)
     np.testing.assert_allclose(from_strings, from_dataset, atol=1e-6)
     np.testing.assert_allclose(from_strings, from_ids, atol=1e-6)
+    # Batches of similar length, each cut to its longest text, give every text the same probability.
+    every = bundle.model.predict(np.array(tiny_data.test.texts, dtype=object), verbose=0)
+    grouped = make_dataset(bundle.vectorizer, tiny_data.test, 16, shuffle=False)
+    by_ids = {tuple(i[i != 0]): p for x, _ in grouped for i, p in zip(x.numpy(), bundle.classifier(x).numpy())}
+    expected = {tuple(i[i != 0]): p for i, p in zip(bundle.vectorizer(tiny_data.test.texts).numpy(), every)}
+    assert by_ids.keys() == expected.keys()
+    np.testing.assert_allclose([by_ids[k] for k in expected], list(expected.values()), atol=1e-6)
 
 
 def test_batched_equals_one_by_one(tiny_bundle):
@@ -54,7 +61,7 @@ def test_predict_rejects_non_text(tiny_bundle):
 
 def test_saved_model_layout(saved_bundle):
     meta = json.loads((saved_bundle / META_FILE).read_text())
-    assert meta["format"] == "textpipe-bundle" and meta["format_version"] == 1
+    assert meta["format"] == "textpipe-bundle" and meta["format_version"] == 2
     assert meta["class_names"] == ["negative", "positive"]
     assert set(meta["metrics"]["validation"]) >= {"accuracy", "macro_f1", "confusion_matrix", "roc_auc"}
     assert sorted(p.name for p in saved_bundle.iterdir()) == [META_FILE, MODEL_FILE]

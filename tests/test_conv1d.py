@@ -51,22 +51,33 @@ def conv_bundle(conv_data):
     return train(Config(**CONV_SETTINGS), conv_data)
 
 
+TABLE = np.random.default_rng(0).normal(size=(1024, 100)).astype(np.float32)
+
+
 def test_conv1d_follows_the_reference_stack():
-    model = build_model(Config(model="conv1d"), n_classes=2)
-    assert model.input_shape == (None, 64, 100)
+    model = build_model(Config(model="conv1d"), n_classes=2, word_vectors=TABLE)
+    assert model.input_shape == (None, None)  # token ids of any width
     layers = [(type(l).__name__, getattr(l, "filters", None)) for l in model.layers]
     assert layers == [
+        ("InputLayer", None), ("TrimPadding", None), ("Embedding", None),
         ("Conv1D", 64), ("Conv1D", 64), ("MaxPooling1D", None), ("Conv1D", 128), ("Conv1D", 128),
-        ("GlobalAveragePooling1D", None), ("Dropout", None), ("Dense", None),
+        ("TokenAveragePooling1D", None), ("Dropout", None), ("Dense", None),
     ]
     assert all(l.kernel_size == (3,) and l.activation.__name__ == "relu" for l in model.layers if hasattr(l, "filters"))
-    assert model.layers[2].pool_size == (3,)
+    assert model.get_layer(index=5).pool_size == (3,)
+    vectors = model.get_layer("word_vectors")
+    assert not vectors.trainable and vectors.output_dim == 100
+    np.testing.assert_array_equal(vectors.embeddings.numpy(), TABLE)
+    trim = model.get_layer("trim_padding")
+    assert (trim.max_length, trim.min_length, trim.margin) == (64, 19, 18)
+    with pytest.raises(ValueError, match=r"needs a \(vocabulary, 100\) word-vector table"):
+        build_model(Config(model="conv1d"), 2)
 
 
 def test_too_short_sequences_are_a_config_error():
     with pytest.raises(ConfigError, match="conv1d model needs sequence_length >= 19"):
         Config(model="conv1d", sequence_length=18)
-    build_model(Config(model="conv1d", sequence_length=19), 2)  # the shortest that fits builds
+    build_model(Config(model="conv1d", sequence_length=19), 2, word_vectors=TABLE)  # the shortest that fits builds
 
 
 def test_conv1d_beats_chance_on_held_out_texts(conv_bundle, conv_data):
@@ -76,13 +87,14 @@ def test_conv1d_beats_chance_on_held_out_texts(conv_bundle, conv_data):
     assert conv_bundle.word_vector_table().shape == (conv_bundle.vocabulary_size, 16)
 
 
-def test_pipeline_yields_word_vector_sequences(conv_bundle, tiny_data):
+def test_classifier_reads_words_through_the_frozen_table(conv_bundle, tiny_data):
     table = conv_bundle.word_vector_table()
-    ids = make_dataset(conv_bundle.vectorizer, tiny_data.test, 8, shuffle=False)
-    vectors = make_dataset(conv_bundle.vectorizer, tiny_data.test, 8, shuffle=False, word_vectors=table)
-    (id_batch, _), (vector_batch, _) = next(iter(ids)), next(iter(vectors))
-    assert vector_batch.shape == (8, 24, 16)
-    np.testing.assert_array_equal(vector_batch.numpy(), table[id_batch.numpy()])
+    ids = next(iter(make_dataset(conv_bundle.vectorizer, tiny_data.test, 8, shuffle=False)))[0]
+    lookup = conv_bundle.classifier.get_layer("word_vectors")
+    trimmed = conv_bundle.classifier.get_layer("trim_padding")(ids)
+    assert trimmed.shape[1] == min(int(tf.reduce_max(tf.math.count_nonzero(ids, axis=1))) + 18, 24)
+    np.testing.assert_array_equal(lookup(trimmed).numpy(), table[trimmed.numpy()])
+    assert not lookup.trainable
 
 
 def test_conv1d_bundle_round_trip_on_raw_strings(conv_bundle, tiny_data, tmp_path):
@@ -91,8 +103,8 @@ def test_conv1d_bundle_round_trip_on_raw_strings(conv_bundle, tiny_data, tmp_pat
     texts = list(tiny_data.test.texts) + ["", "caf\u00e9 \U0001f600", "unknown words only"]
     np.testing.assert_array_equal(loaded.predict_proba(texts), conv_bundle.predict_proba(texts))
     np.testing.assert_array_equal(loaded.word_vector_table(), conv_bundle.word_vector_table())
-    # The exported model on raw strings agrees with the classifier fed by the tf.data vector pipeline.
-    fed = make_dataset(loaded.vectorizer, tiny_data.test, 50, shuffle=False, word_vectors=loaded.word_vector_table())
+    # The exported model on raw strings agrees with the classifier fed by the tf.data id pipeline.
+    fed = make_dataset(loaded.vectorizer, tiny_data.test, 50, shuffle=False, group_by_length=False)
     from_pipeline = loaded.classifier.predict(fed.map(lambda x, y: x), verbose=0)
     from_strings = loaded.model.predict(tf.constant(list(tiny_data.test.texts)), verbose=0)
     np.testing.assert_allclose(from_strings, from_pipeline, atol=1e-5)

@@ -44,7 +44,7 @@ def test_dataset_yields_id_batches_in_order_when_not_shuffled():
     texts = np.array([f"text number {i}" for i in range(10)], dtype=object)
     split = Split(texts, np.arange(10) % 2)
     v = adapted(list(texts))
-    ds = make_dataset(v, split, batch_size=4, shuffle=False)
+    ds = make_dataset(v, split, batch_size=4, shuffle=False, group_by_length=False)
     batches = list(ds.as_numpy_iterator())
     assert [len(y) for _, y in batches] == [4, 4, 2]
     assert ds.cardinality().numpy() == 3
@@ -60,3 +60,27 @@ def test_shuffle_is_seeded_and_keeps_every_row():
     assert sorted(first.tolist()) == list(range(50))
     assert first.tolist() != list(range(50))
     assert first.tolist() == again.tolist()
+
+
+def test_batches_hold_texts_of_similar_length_cut_to_their_longest():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 13, size=300)
+    texts = np.array([" ".join(f"w{j}" for j in range(n)) for n in lengths], dtype=object)
+    split = Split(texts, np.arange(300))
+    v = adapted(list(texts), sequence_length=10)
+    ds = make_dataset(v, split, 8, shuffle=True, seed=3)
+    assert ds.cardinality().numpy() == 38
+    batches = list(ds.as_numpy_iterator())
+    assert sorted(np.concatenate([y for _, y in batches]).tolist()) == list(range(300))
+    for ids, labels in batches:
+        real = (ids != 0).sum(axis=1)
+        assert ids.shape[1] == max(real.max(), 0)  # as wide as the longest text, never wider
+        np.testing.assert_array_equal(real, np.minimum(lengths[labels], 10))  # truncated at sequence_length
+    widths = [ids.shape[1] for ids, _ in batches]
+    padded_per_text = sum(ids.size for ids, _ in batches) / 300  # fixed padding: 10
+    assert padded_per_text <= np.minimum(lengths, 10).mean() + 1 and max(widths) == 10
+    # Within a batch the lengths differ little; over the whole epoch the batches come in a seeded random order.
+    assert np.mean([np.ptp((ids != 0).sum(axis=1)) for ids, _ in batches]) <= 1.5
+    again = [y.tolist() for _, y in make_dataset(v, split, 8, shuffle=True, seed=3).as_numpy_iterator()]
+    assert again == [y.tolist() for _, y in batches]
+    assert widths != sorted(widths)

@@ -21,8 +21,10 @@ def test_tiny_lstm_beats_chance_on_held_out_texts(tiny_bundle, tiny_data):
 def test_lstm_follows_the_reference_layout():
     model = build_model(Config(), n_classes=2)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["Embedding", "LSTM", "Dropout", "Dense"]
-    embedding, lstm, dropout, head = model.layers
+    assert kinds == ["TrimPadding", "Embedding", "LSTM", "Dropout", "Dense"]
+    trim, embedding, lstm, dropout, head = model.layers
+    assert (trim.max_length, trim.min_length, trim.margin) == (64, 1, 0)
+    assert model.input_shape == (None, None)  # any width: each batch is cut to its longest text
     assert (embedding.input_dim, embedding.output_dim, embedding.mask_zero) == (1024, 256, True)
     assert lstm.units == 128 and dropout.rate == 0.5
     assert head.units == 1 and head.activation.__name__ == "sigmoid"

@@ -2,7 +2,7 @@
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from textpipe.errors import BundleError, ConfigError, DataError, TextpipeError  # noqa: E402
 

@@ -3,7 +3,8 @@
     inputs, resolved and checked here before the pipeline starts (inputs.resolve_inputs)
       -> Create, one element per file -> ReadRows: inputs.read_rows, the local scorer's parser
       -> Reshuffle: the rows spread over the workers even when they all come from one file
-      -> RunInference(BundleModelHandler): BatchElements, then scoring.batch_records on each batch
+      -> RunInference(BundleModelHandler): BatchElements, then scoring.batch_records on each batch, which
+         runs the model on texts of similar length together
       -> scoring.record_formatter's lines -> WriteToText: OUT-00000-of-0000N.jsonl (or .csv, a header per shard)
 
 The output is unordered, but every record carries its source and row number, so sorted by them it is the
@@ -38,8 +39,8 @@ from textpipe.inputs import STDIN, InputRow, InputSpec, read_rows, resolve_input
 from textpipe.scoring import (
     DEFAULT_BATCH,
     ScoreSummary,
+    LENGTH_WINDOW,
     batch_records,
-    inference_function,
     output_format_for,
     record_formatter,
 )
@@ -63,24 +64,33 @@ class BundleModelHandler(ModelHandler[InputRow, dict, LoadedBundle]):
     """RunInference's view of a bundle: loaded once per worker process; a batch of InputRow in, records out.
 
     BatchElements makes batches of `min_batch_size` to `max_batch_size` rows, growing them while larger
-    batches are faster; give both the same value for fixed batches.
+    batches are faster; give both the same value for fixed batches. Each is scored in model calls of at most
+    `model_batch_size` texts of similar length (default: `max_batch_size`).
     """
 
-    def __init__(self, bundle_path: str | Path, *, min_batch_size: int = 1, max_batch_size: int = DEFAULT_BATCH):
+    def __init__(
+        self,
+        bundle_path: str | Path,
+        *,
+        min_batch_size: int = 1,
+        max_batch_size: int = DEFAULT_BATCH,
+        model_batch_size: int | None = None,
+    ):
         if not 1 <= min_batch_size <= max_batch_size:
             raise DataError(f"batch sizes must satisfy 1 <= min <= max, got {min_batch_size} and {max_batch_size}")
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
         self._bundle_path = str(bundle_path)
+        self._model_batch_size = model_batch_size or max_batch_size
 
     def load_model(self) -> LoadedBundle:
         bundle = load_bundle(self._bundle_path)
-        return LoadedBundle(inference_function(bundle), bundle.class_names)
+        return LoadedBundle(bundle.infer, bundle.class_names)
 
     def run_inference(
         self, batch: Sequence[InputRow], model: LoadedBundle, inference_args: dict | None = None
     ) -> list[dict]:
         texts = np.array([row.text for row in batch], dtype=object)
-        return batch_records(model.infer, texts, batch, model.class_names)
+        return batch_records(model.infer, texts, batch, model.class_names, self._model_batch_size)
 
     def get_num_bytes(self, batch: Sequence[InputRow]) -> int:
         return sum(len(row.text) for row in batch)  # the default pickles the whole batch just to measure it
@@ -143,8 +153,9 @@ def score_files_beam(
     shards (predictions.jsonl -> predictions-00000-of-0000N.jsonl); returns the counts from Beam's metrics.
 
     `pipeline_args` are Beam's own options (e.g. ["--runner", "DataflowRunner", "--project", "P", ...]).
-    The bundle and every input are checked before the pipeline starts; batches hold `min_batch_size`
-    (default: `batch_size`) to `batch_size` rows.
+    The bundle and every input are checked before the pipeline starts. Beam batches hold `min_batch_size`
+    (default: `batch_size`) to LENGTH_WINDOW times `batch_size` rows, each scored in model calls of at most
+    `batch_size` texts of similar length, as the local scorer does.
     """
     output_format = output_format_for(output, output_format)
     prefix, suffix = shard_names(output, output_format)
@@ -155,7 +166,10 @@ def score_files_beam(
     bundle_path = Path(bundle_path).resolve()
     class_names = load_bundle(bundle_path).class_names
     handler = BundleModelHandler(
-        bundle_path, min_batch_size=min(min_batch_size or batch_size, batch_size), max_batch_size=batch_size
+        bundle_path,
+        min_batch_size=min(min_batch_size or batch_size, batch_size),
+        max_batch_size=batch_size * LENGTH_WINDOW,
+        model_batch_size=batch_size,
     )
     header, _ = record_formatter(output_format, class_names, id_column is not None)
 

@@ -16,19 +16,23 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from textpipe import __version__
 from textpipe.atomic import atomic_dir
 from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
+from textpipe.layers import TokenAveragePooling1D, TrimPadding
 
 FORMAT = "textpipe-bundle"
-FORMAT_VERSION = 1
+# 2: each batch is cut to its longest text and the conv1d model averages over real tokens only (textpipe
+# 0.2). Format 1 bundles (textpipe 0.1: every text padded to sequence_length) load and predict as they did.
+FORMAT_VERSION = 2
 MODEL_FILE = "model.keras"
 META_FILE = "bundle.json"
 PREDICT_BATCH = 256
@@ -45,6 +49,8 @@ class Bundle:
     word_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # conv1d: where the table came from
     # False on the non-chief workers of a multi-worker run, whose copy save_bundle does not keep. Not saved.
     is_chief: bool = True
+    format_version: int = FORMAT_VERSION  # of the bundle this was loaded from
+    _infer: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def vectorizer(self) -> keras.layers.TextVectorization:
@@ -58,7 +64,9 @@ class Bundle:
         """The (vocabulary, dim) vectors the model reads words through: the conv1d model's frozen
         word-vector table, or the lstm model's trained embedding."""
         if self.config.model == "conv1d":
-            layer = self.model.get_layer("word_vectors")
+            # Inside the classifier since format 2; in front of it, in the end-to-end model, before.
+            owner = self.classifier if "word_vectors" in {l.name for l in self.classifier.layers} else self.model
+            layer = owner.get_layer("word_vectors")
         else:
             layer = next(l for l in self.classifier.layers if isinstance(l, keras.layers.Embedding))
         return keras.ops.convert_to_numpy(layer.embeddings)[: self.vocabulary_size]
@@ -73,11 +81,23 @@ class Bundle:
         return cosine_similarity(self.word_vector_table(), vocabulary, word_a.lower(), word_b.lower())
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = PREDICT_BATCH) -> np.ndarray:
-        """Probability of every class, shape (len(texts), n_classes), columns in `class_names` order."""
+        """Probability of every class, shape (len(texts), n_classes), columns in `class_names` order.
+
+        Texts are batched by length, so short texts cost little; the result is in the order given.
+        """
         texts = as_text_array(texts)
-        if len(texts) == 0:
-            return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        return to_class_probabilities(self.model.predict(texts, batch_size=batch_size, verbose=0))
+        return predict_by_length(self.infer, texts, batch_size, len(self.class_names))
+
+    @property
+    def infer(self) -> Callable[[Any], Any]:
+        """The model as one traced graph for every batch size and text length, without the per-call overhead
+        of Keras' predict(): a batch of texts (tf.string tensor or object array of str) -> model outputs."""
+        if self._infer is None:
+            model = self.model
+            self._infer = tf.function(
+                lambda texts: model(texts, training=False), input_signature=[tf.TensorSpec((None,), tf.string)]
+            )
+        return self._infer
 
     def predict(self, texts: Sequence[str], batch_size: int = PREDICT_BATCH) -> list[str]:
         """The most probable class name for each text."""
@@ -85,21 +105,27 @@ class Bundle:
         return [self.class_names[i] for i in ids]
 
 
-def end_to_end(
-    vectorizer: keras.layers.TextVectorization, classifier: keras.Model, word_vectors: np.ndarray | None = None
-) -> keras.Model:
+def end_to_end(vectorizer: keras.layers.TextVectorization, classifier: keras.Model) -> keras.Model:
     """Put the adapted vectorizer in front of the classifier: the one model that is saved and served.
 
-    With `word_vectors`, a frozen Embedding holding that table turns ids into the vector sequences the
-    classifier was trained on (in training, tf.data did the same lookup).
+    The vectorizer pads every text to sequence_length; the classifier's first layer cuts the batch back to
+    its longest text, so serving costs what training does.
     """
     texts = keras.Input(shape=(), dtype="string", name="text")
-    inputs = vectorizer(texts)
-    if word_vectors is not None:
-        lookup = keras.layers.Embedding(*word_vectors.shape, trainable=False, name="word_vectors")
-        inputs = lookup(inputs)
-        lookup.set_weights([word_vectors])
-    return keras.Model(texts, classifier(inputs), name="textpipe")
+    return keras.Model(texts, classifier(vectorizer(texts)), name="textpipe")
+
+
+def predict_by_length(
+    infer: Callable[[Any], Any], texts: np.ndarray, batch_size: int, n_classes: int
+) -> np.ndarray:
+    """Class probabilities of `texts` (an object array of str or bytes), in their order, computed in batches
+    of texts of similar length (sorted by characters): each batch is only as wide as its longest text."""
+    probabilities = np.zeros((len(texts), n_classes), dtype=np.float32)
+    order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        probabilities[rows] = to_class_probabilities(infer(texts[rows]).numpy())
+    return probabilities
 
 
 def to_class_probabilities(outputs: np.ndarray) -> np.ndarray:
@@ -192,12 +218,14 @@ def load_bundle(path: str | Path) -> Bundle:
     if not model_path.is_file():
         raise BundleError(f"{path} is incomplete: {MODEL_FILE} is missing")
     try:
-        model = keras.models.load_model(model_path)
+        model = keras.models.load_model(
+            model_path, custom_objects={"TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D}
+        )
     except Exception as e:  # zip, h5 and deserialization errors come in many types
         raise BundleError(f"{model_path} could not be loaded (corrupt?): {one_line(e, 200)}") from None
     return Bundle(
         model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}),
-        meta.get("word_vectors", {}),
+        meta.get("word_vectors", {}), format_version=version,
     )
 
 

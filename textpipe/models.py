@@ -1,23 +1,34 @@
-"""The classifiers, each written as the list of its layers. They take padded token ids, not text."""
+"""The classifiers, each written as the list of its layers. They take right-padded token ids, not text.
+
+Both accept any number of steps: a first TrimPadding layer cuts every batch to what its longest text needs
+(never more than `sequence_length`), so the work follows real tokens, and neither model's output for a text
+depends on how much padding its batch carries.
+"""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from textpipe.config import Config
+from textpipe.layers import TokenAveragePooling1D, TrimPadding
 
 
-def build_model(config: Config, n_classes: int) -> keras.Model:
+def build_model(config: Config, n_classes: int, word_vectors: np.ndarray | None = None) -> keras.Model:
     """Build and compile the model `config.model` names, with a head for `n_classes` classes.
 
-    Call it inside the training strategy's scope, so that weights and optimizer state live on its replicas.
+    The conv1d model reads words through `word_vectors`, a (vocabulary, word_vector_dim) table that it keeps
+    frozen. Call this inside the training strategy's scope, so that weights and optimizer state live on its
+    replicas.
     """
-    builders = {"lstm": build_lstm, "conv1d": build_conv1d}
     previous = keras.mixed_precision.dtype_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
-        model = builders[config.model](config, n_classes)
+        if config.model == "conv1d":
+            model = build_conv1d(config, n_classes, word_vectors)
+        else:
+            model = build_lstm(config, n_classes)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)  # a global setting: leave it as it was
     compile_model(model, config, n_classes)
@@ -27,9 +38,10 @@ def build_model(config: Config, n_classes: int) -> keras.Model:
 def build_lstm(config: Config, n_classes: int) -> keras.Model:
     return keras.Sequential(
         [
-            keras.Input(shape=(config.sequence_length,), dtype="int64", name="token_ids"),
-            # mask_zero: TextVectorization pads with id 0 at the end; unmasked, the LSTM would read
-            # dozens of padding steps after a short text and forget what came before them.
+            keras.Input(shape=(None,), dtype="int64", name="token_ids"),
+            TrimPadding(config.sequence_length, name="trim_padding"),
+            # mask_zero: padding (id 0) follows each text; unmasked, the LSTM would read the padding after a
+            # short text and forget what came before it, and its output would change with the batch's width.
             keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True),
             # Default activations, no recurrent dropout, right-padded mask: the conditions under which
             # Keras runs this layer on the fused cuDNN kernel when a GPU is present.
@@ -41,28 +53,55 @@ def build_lstm(config: Config, n_classes: int) -> keras.Model:
     )
 
 
-def build_conv1d(config: Config, n_classes: int) -> keras.Model:
-    """Reads sequences of word vectors (the pipeline looks them up), not token ids."""
-    return keras.Sequential(
-        [
-            keras.Input(shape=(config.sequence_length, config.word_vector_dim), name="word_vectors"),
-            keras.layers.Conv1D(64, 3, activation="relu"),
-            keras.layers.Conv1D(64, 3, activation="relu"),
-            keras.layers.MaxPooling1D(3),
-            keras.layers.Conv1D(128, 3, activation="relu"),
-            keras.layers.Conv1D(128, 3, activation="relu"),
-            keras.layers.GlobalAveragePooling1D(),
-            keras.layers.Dropout(config.dropout),
-            classification_head(n_classes),
-        ],
-        name="classifier",
-    )
+def conv1d_stack() -> list[keras.layers.Layer]:
+    """The reference Conv1D/MaxPooling1D stack, every layer 'valid' (no padding of its own)."""
+    return [
+        keras.layers.Conv1D(64, 3, activation="relu"),
+        keras.layers.Conv1D(64, 3, activation="relu"),
+        keras.layers.MaxPooling1D(3),
+        keras.layers.Conv1D(128, 3, activation="relu"),
+        keras.layers.Conv1D(128, 3, activation="relu"),
+    ]
+
+
+def build_conv1d(config: Config, n_classes: int, word_vectors: np.ndarray | None) -> keras.Model:
+    """Token ids -> frozen word vectors -> the convolution stack -> average over real tokens -> head."""
+    if word_vectors is None or word_vectors.ndim != 2 or word_vectors.shape[1] != config.word_vector_dim:
+        shape = None if word_vectors is None else word_vectors.shape
+        raise ValueError(f"the conv1d model needs a (vocabulary, {config.word_vector_dim}) word-vector table, got {shape}")
+    stack = conv1d_stack()
+    field, stride = receptive_field(stack)
+    ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
+    # Pad past the longest text by the stack's receptive field: every output position a real token reaches
+    # then sees the same inputs however wide the batch is.
+    trimmed = TrimPadding(config.sequence_length, min_length=field, margin=field - 1, name="trim_padding")(ids)
+    x = keras.layers.Embedding(*word_vectors.shape, trainable=False, name="word_vectors")(trimmed)
+    for layer in stack:
+        x = layer(x)
+    # The seed's GlobalAveragePooling1D would average over padding too, so a text's score would depend on
+    # its batch's width (and, at a fixed width, shrink towards the padding's output for short texts); like
+    # the lstm's mask, the average covers only the positions that real tokens reach.
+    x = TokenAveragePooling1D(stride, name="average_over_tokens")([x, trimmed])
+    x = keras.layers.Dropout(config.dropout)(x)
+    model = keras.Model(ids, classification_head(n_classes)(x), name="classifier")
+    model.get_layer("word_vectors").set_weights([np.asarray(word_vectors, dtype=np.float32)])
+    return model
+
+
+def receptive_field(layers: list[keras.layers.Layer]) -> tuple[int, int]:
+    """(inputs one output position sees, input steps between neighbouring output positions) of a stack of
+    'valid' Conv1D/MaxPooling1D layers."""
+    field, stride = 1, 1
+    for layer in layers:
+        size = layer.kernel_size[0] if isinstance(layer, keras.layers.Conv1D) else layer.pool_size[0]
+        field += (size - 1) * stride
+        stride *= layer.strides[0]
+    return field, stride
 
 
 def conv1d_min_length() -> int:
-    """Shortest input the conv1d stack accepts: two 3-wide convolutions, pool by 3, two more convolutions."""
-    after_pool = 2 + 2 + 1  # the last two convolutions need 5 steps to leave one
-    return 3 * after_pool + 4  # the first two convolutions eat 4 steps before the pool
+    """Shortest input the conv1d stack accepts: one output position's receptive field."""
+    return receptive_field(conv1d_stack())[0]
 
 
 def classification_head(n_classes: int) -> keras.layers.Dense:

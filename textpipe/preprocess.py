@@ -1,5 +1,5 @@
-"""Raw text -> padded token ids: one TextVectorization layer, adapted on training text only,
-and the tf.data chains that feed the models with it.
+"""Raw text -> right-padded token ids: one TextVectorization layer, adapted on training text only,
+and the tf.data chains that feed the models with it, in batches of texts of similar length.
 
 The same adapted layer object ends up inside the exported model (bundle.py), so training, evaluation
 and scoring cannot tokenize differently.
@@ -16,6 +16,9 @@ from textpipe.data import Split
 AUTOTUNE = tf.data.AUTOTUNE
 # Texts per vectorizer call inside tf.data: large batches amortize the per-call overhead.
 VECTORIZE_BATCH = 1024
+# Training batches are formed from windows of this many batches sorted by length: wide enough that most
+# batches hold texts of nearly one length, small enough that a window is a random sample of the data.
+LENGTH_WINDOW = 50
 
 
 def build_vectorizer(vocab_size: int, sequence_length: int) -> keras.layers.TextVectorization:
@@ -50,13 +53,16 @@ def make_dataset(
     *,
     shuffle: bool,
     seed: int = 0,
-    word_vectors: np.ndarray | None = None,
+    group_by_length: bool = True,
 ) -> tf.data.Dataset:
     """(token ids, label) batches: vectorize in parallel, cache the ids, then shuffle, batch, prefetch.
 
-    Caching after vectorization means tokenization runs once, not once per epoch. With `word_vectors`
-    (a (vocab_size, dim) table), batches hold (batch, length, dim) vector sequences instead of ids; the
-    lookup runs per batch after the cache, since caching vectors would take `dim` times the memory.
+    Caching after vectorization means tokenization runs once, not once per epoch. With `group_by_length`
+    (the default), each window of LENGTH_WINDOW batches is sorted by text length before it is cut into
+    batches, and every batch is cut to its longest text: a batch of short texts costs a few steps, not
+    `sequence_length`. The batches of a window are then shuffled with the seed, so training still sees them
+    in random order. Without it, every batch is padded to `sequence_length` in the data's order (or the
+    shuffled order).
     """
     ds = (
         tf.data.Dataset.from_tensor_slices((split.texts, split.labels))
@@ -69,8 +75,30 @@ def make_dataset(
     )
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if word_vectors is not None:
-        table = tf.constant(word_vectors, dtype=tf.float32)
-        ds = ds.map(lambda ids, label: (tf.gather(table, ids), label), num_parallel_calls=AUTOTUNE)
+    if not group_by_length:
+        return ds.batch(batch_size).prefetch(AUTOTUNE)
+    ds = (
+        ds.batch(batch_size * LENGTH_WINDOW)
+        .map(_sort_by_length, num_parallel_calls=AUTOTUNE)
+        .unbatch()
+        .apply(tf.data.experimental.assert_cardinality(len(split)))
+        .batch(batch_size)
+        .map(_trim_to_longest, num_parallel_calls=AUTOTUNE)
+    )
+    if shuffle:
+        ds = ds.shuffle(LENGTH_WINDOW, seed=seed, reshuffle_each_iteration=True)
     return ds.prefetch(AUTOTUNE)
+
+
+def _sort_by_length(ids: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    order = tf.argsort(text_lengths(ids), stable=True)
+    return tf.gather(ids, order), tf.gather(labels, order)
+
+
+def _trim_to_longest(ids: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return ids[:, : tf.reduce_max(text_lengths(ids))], labels
+
+
+def text_lengths(ids: tf.Tensor) -> tf.Tensor:
+    """Tokens per row of right-padded ids (padding is id 0, and no token is)."""
+    return tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1)

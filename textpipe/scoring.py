@@ -27,12 +27,15 @@ import numpy as np
 import tensorflow as tf
 
 from textpipe.atomic import atomic_file
-from textpipe.bundle import Bundle, to_class_probabilities
+from textpipe.bundle import Bundle, predict_by_length
 from textpipe.errors import DataError
 from textpipe.inputs import STDIN, InputRow, InputSpec, read_rows, resolve_inputs
 
 OUTPUT_FORMATS = ("jsonl", "csv")
 DEFAULT_BATCH = 512
+# Rows are read in windows of this many batches and batched by length within each window: the model's cost
+# follows the texts' real lengths, and memory stays bounded by one window.
+LENGTH_WINDOW = 8
 
 
 @dataclasses.dataclass
@@ -82,6 +85,9 @@ def score_rows(
 ) -> Iterator[dict]:
     """Output records for every row of `specs`, in input order, predicted batch by batch.
 
+    Rows are read LENGTH_WINDOW batches at a time; each window is scored in batches of texts of similar
+    length and its records come out in input order.
+
     Pass a ScoreSummary to have it filled in as rows go by (empty rows skipped with `skip_empty` are
     counted in it too). `shard=(i, n)` scores only the i-th (1-based) of n contiguous, disjoint parts of
     the rows, so that the n parts' outputs, concatenated in order, are the whole output.
@@ -91,7 +97,6 @@ def score_rows(
     summary = summary if summary is not None else ScoreSummary()
     start = time.perf_counter()
     first, end = shard_bounds(specs, shard) if shard is not None else (0, None)
-    infer = inference_function(bundle)
 
     def all_rows() -> Iterator[InputRow]:
         for spec in specs:
@@ -107,18 +112,19 @@ def score_rows(
                     continue
             yield row
 
-    # tf.data carries the batches of texts; their InputRow objects wait in a queue beside it, in the same
-    # order, so metadata never round-trips through tensors. The generator yields whole batches: tf.data
-    # calls into Python once per element, which would cost more than the model for short texts.
+    # tf.data reads ahead in a thread of its own and carries each window's texts; their InputRow objects wait
+    # in a queue beside it, in the same order, so metadata never round-trips through tensors. The generator
+    # yields whole windows: tf.data calls into Python once per element, which would cost more than the model
+    # for short texts.
     pending: collections.deque[list[InputRow]] = collections.deque()
     failure: list[BaseException] = []
-    batches = tf.data.Dataset.from_generator(
-        lambda: _batched(counted_rows(), batch_size, pending, failure),
+    windows = tf.data.Dataset.from_generator(
+        lambda: _batched(counted_rows(), batch_size * LENGTH_WINDOW, pending, failure),
         output_signature=tf.TensorSpec((None,), tf.string),
     )
-    for texts in batches.prefetch(2):
+    for texts in windows.prefetch(1):
         rows = pending.popleft()
-        records = batch_records(infer, texts, rows, bundle.class_names)
+        records = batch_records(bundle.infer, texts.numpy(), rows, bundle.class_names, batch_size)
         summary.scored += sum(not r.empty for r in rows)
         summary.seconds = time.perf_counter() - start
         yield from records
@@ -199,25 +205,21 @@ def output_format_for(output: str | Path, output_format: str | None = None) -> s
 
 
 def batch_records(
-    infer: Callable[[Any], tf.Tensor], texts: Any, rows: Sequence[InputRow], class_names: Sequence[str]
+    infer: Callable[[Any], tf.Tensor],
+    texts: np.ndarray,
+    rows: Sequence[InputRow],
+    class_names: Sequence[str],
+    batch_size: int,
 ) -> list[dict]:
-    """The model on one batch of texts (a tf.string tensor or an object array of `rows`' texts), as records."""
-    return list(output_records(rows, to_class_probabilities(infer(texts).numpy()), class_names))
-
-
-def inference_function(bundle: Bundle) -> Callable[[Any], tf.Tensor]:
-    """The bundle's model as one traced graph for every batch size, instead of Keras' per-call overhead of
-    predict(); it takes a batch of texts as a tf.string tensor or an object array of str."""
-    model = bundle.model
-    return tf.function(
-        lambda texts: model(texts, training=False), input_signature=[tf.TensorSpec((None,), tf.string)]
-    )
+    """Records for `rows`, in their order, from the model (`Bundle.infer`) run on their texts (an object array
+    of str or bytes) in batches of at most `batch_size` texts of similar length."""
+    return list(output_records(rows, predict_by_length(infer, texts, batch_size, len(class_names)), class_names))
 
 
 def _batched(
     rows: Iterable[InputRow], size: int, pending: collections.deque[list[InputRow]], failure: list[BaseException]
 ) -> Iterator[np.ndarray]:
-    """Texts for tf.data in batches of `size`, each batch's rows queued in `pending`. An error while reading
+    """Texts for tf.data in chunks of `size`, each chunk's rows queued in `pending`. An error while reading
     ends the stream and is kept in `failure` for the consumer to raise as it is (tf.data would wrap it)."""
     try:
         for batch in _chunks(rows, size):

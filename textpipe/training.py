@@ -62,7 +62,7 @@ def train(
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
     def batches(split, shuffle):
-        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, word_vectors=table)
+        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed)
         # Across workers, shard by element: every worker builds the same (seeded) pipeline from the same
         # in-memory rows and keeps its own share of each batch. (The default, sharding by file, does not
         # apply to in-memory data and would only fall back to this after a warning.)
@@ -71,9 +71,12 @@ def train(
         return ds.with_options(options)
 
     with strategy.scope():
-        classifier = build_model(config, len(data.class_names))
+        classifier = build_model(config, len(data.class_names), word_vectors=table)
         if warm_start is not None:
-            classifier.set_weights(warm_start.classifier.get_weights())
+            # The trainable weights, in order: the same list in every bundle format (a conv1d model's frozen
+            # word vectors came with `table`, and format 1 kept them outside the classifier).
+            for variable, value in zip(classifier.trainable_weights, warm_start.classifier.trainable_weights):
+                variable.assign(value)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _fit_under_multiworker(classifier)
         history = classifier.fit(
@@ -85,7 +88,7 @@ def train(
             shuffle=False,  # the training batches are already shuffled by tf.data, with the seed
         )
     bundle = Bundle(
-        model=end_to_end(vectorizer, classifier, word_vectors=table),
+        model=end_to_end(vectorizer, classifier),
         config=config,
         class_names=data.class_names,
         vocabulary_size=vectorizer.vocabulary_size(),

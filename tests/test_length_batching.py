@@ -1,0 +1,113 @@
+"""Batches cut to their longest text: a text's result never depends on its batch, and older bundles still work."""
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import FILLER, TINY_SETTINGS
+from textpipe.bundle import load_bundle, save_bundle
+from textpipe.config import Config
+from textpipe.inputs import InputSpec
+from textpipe.layers import TokenAveragePooling1D, TrimPadding
+from textpipe.scoring import score_rows
+from textpipe.training import train
+
+FORMAT1 = Path(__file__).parent / "data" / "format1"  # bundles written by textpipe 0.1.0
+SHORT = "the film was lovely"
+LONG = " ".join(random.Random(0).choices(FILLER + ["great", "dull"], k=500))
+
+
+@pytest.fixture(scope="module")
+def conv_bundle(tiny_data):
+    settings = {**TINY_SETTINGS, "model": "conv1d", "sequence_length": 64, "word_vector_dim": 16,
+                "skipgram_epochs": 1, "epochs": 2}
+    return train(Config(**settings), tiny_data)
+
+
+@pytest.fixture(scope="module")
+def long_lstm_bundle(tiny_data):
+    return train(Config(**{**TINY_SETTINGS, "sequence_length": 64, "epochs": 2}), tiny_data)
+
+
+@pytest.mark.parametrize("name", ["long_lstm_bundle", "conv_bundle"])
+def test_a_texts_probabilities_do_not_depend_on_its_batch(name, request, tmp_path):
+    bundle = load_bundle(save_bundle(request.getfixturevalue(name), tmp_path / name))
+
+    def first(texts):
+        return bundle.infer(np.array(texts, dtype=object)).numpy()[0]
+
+    alone = first([SHORT])
+    among_short = first([SHORT, "dull", "a great story", "boring plot and acting"])
+    beside_long = first([SHORT, LONG, "dull"])
+    np.testing.assert_allclose(among_short, alone, atol=1e-5)
+    np.testing.assert_allclose(beside_long, alone, atol=1e-5)
+    # The long text is cut at sequence_length, so whatever follows its 64th word changes nothing.
+    np.testing.assert_allclose(first([LONG + " awful awful"]), first([LONG]), atol=1e-5)
+
+
+def test_each_batch_is_cut_to_its_longest_text(long_lstm_bundle, conv_bundle):
+    for bundle, margin, shortest in ((long_lstm_bundle, 0, 1), (conv_bundle, 18, 19)):
+        ids = bundle.vectorizer(tf.constant(["dull", "a great story", ""]))
+        assert ids.shape[1] == 64  # the vectorizer pads to sequence_length...
+        trim = bundle.classifier.get_layer("trim_padding")
+        assert trim(ids).shape[1] == max(3 + margin, shortest)  # ...and the model reads only what it needs
+        assert trim(bundle.vectorizer(tf.constant([LONG]))).shape[1] == 64
+
+
+def test_trim_padding_pads_narrow_inputs_and_truncates_wide_ones():
+    trim = TrimPadding(max_length=6, min_length=4, margin=1)
+    assert trim(tf.constant([[5, 0, 0]], tf.int64)).numpy().tolist() == [[5, 0, 0, 0]]
+    assert trim(tf.constant([[5, 6, 7, 8, 0, 0, 0]], tf.int64)).numpy().tolist() == [[5, 6, 7, 8, 0]]
+    assert trim(tf.constant([[1] * 9], tf.int64)).numpy().tolist() == [[1] * 6]
+    assert trim(tf.zeros((0, 0), tf.int64)).shape == (0, 4)
+    with pytest.raises(ValueError):
+        TrimPadding(max_length=3, min_length=4)
+
+
+def test_token_average_pooling_covers_the_positions_real_tokens_reach():
+    features = tf.reshape(tf.range(2 * 4 * 1, dtype=tf.float32), (2, 4, 1))  # [0, 1, 2, 3] and [4, 5, 6, 7]
+    ids = tf.constant([[3, 3, 3, 3, 0, 0, 0, 0, 0, 0], [0] * 10], tf.int64)  # 4 tokens; none
+    pooled = TokenAveragePooling1D(stride=3)([features, ids]).numpy()
+    assert pooled.tolist() == [[0.5], [0.0]]  # ceil(4 / 3) = 2 positions: (0 + 1) / 2; no tokens pools to 0
+
+
+def test_scoring_keeps_input_order_across_length_sorted_windows(long_lstm_bundle, tmp_path):
+    rng = random.Random(1)
+    texts = [" ".join(rng.choices(FILLER + ["great", "dull"], k=rng.choice([1, 3, 80]))) for _ in range(300)]
+    path = tmp_path / "rows.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    records = list(score_rows(long_lstm_bundle, [InputSpec(str(path), "text")], batch_size=8))
+    assert [r["row"] for r in records] == list(range(1, 301))
+    got = np.array([list(r["probabilities"].values()) for r in records])
+    one_by_one = np.concatenate([long_lstm_bundle.predict_proba([t]) for t in texts[:40]])
+    np.testing.assert_allclose(got[:40], one_by_one, atol=1e-5)
+    np.testing.assert_allclose(got, long_lstm_bundle.predict_proba(texts, batch_size=300), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lstm", "conv1d"])
+def test_bundles_of_format_1_load_and_predict_as_before(name):
+    expected = json.loads((FORMAT1 / "predictions.json").read_text())
+    bundle = load_bundle(FORMAT1 / name)
+    assert bundle.format_version == 1
+    np.testing.assert_allclose(bundle.predict_proba(expected["texts"]), expected[name], atol=1e-6)
+    assert bundle.word_vector_table().shape[0] == bundle.vocabulary_size
+
+
+@pytest.mark.parametrize("name", ["lstm", "conv1d"])
+def test_a_format_1_bundle_can_seed_a_warm_start(name, tiny_data, tmp_path):
+    start = load_bundle(FORMAT1 / name)
+    # A learning rate too small to move anything: the new model starts from, and keeps, the old weights.
+    config = dataclasses.replace(start.config, epochs=1, learning_rate=1e-12)
+    bundle = load_bundle(save_bundle(train(config, tiny_data, warm_start=start), tmp_path / name))
+    assert bundle.format_version == 2
+    for new, old in zip(bundle.classifier.trainable_weights, start.classifier.trainable_weights, strict=True):
+        np.testing.assert_allclose(new.numpy(), old.numpy(), atol=1e-6)
+    np.testing.assert_allclose(bundle.word_vector_table(), start.word_vector_table(), atol=1e-6)
+    if name == "lstm":  # the masked LSTM computes the same thing on a cut batch as on one padded to 16
+        expected = json.loads((FORMAT1 / "predictions.json").read_text())
+        np.testing.assert_allclose(bundle.predict_proba(expected["texts"]), expected["lstm"], atol=1e-5)

@@ -1,0 +1,73 @@
+"""The two layers that make a model's cost follow real tokens while its results ignore padding.
+
+    TrimPadding              token ids padded to any width -> the width this batch's texts need
+    TokenAveragePooling1D    average over the output positions real tokens reach, not over padding
+
+Both are registered with Keras under the package name "textpipe", so a saved model that holds them loads
+wherever textpipe is imported (`load_bundle` does); `model.export()` writes a SavedModel that needs neither.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+class TrimPadding(keras.layers.Layer):
+    """Cut right-padded token ids (id 0 is padding) to the width the batch's longest text needs.
+
+    The output width is the longest text's length plus `margin`, at least `min_length` and at most
+    `max_length` (texts are truncated there), padded with 0 where the input is narrower. So a batch of short
+    texts costs the model a few steps, not `max_length`, while every text keeps the positions it had.
+    """
+
+    def __init__(self, max_length: int, min_length: int = 1, margin: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not 1 <= min_length <= max_length or margin < 0:
+            raise ValueError(f"need 1 <= min_length <= max_length and margin >= 0, got {min_length}, {max_length}, {margin}")
+        self.max_length, self.min_length, self.margin = max_length, min_length, margin
+
+    def call(self, ids):
+        ids = ids[:, : self.max_length]
+        longest = tf.reduce_max(tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1))  # right-padded: count = length
+        width = tf.clip_by_value(longest + self.margin, self.min_length, self.max_length)
+        ids = ids[:, :width]
+        return tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None)
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length, "min_length": self.min_length,
+                "margin": self.margin}
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+class TokenAveragePooling1D(keras.layers.Layer):
+    """Average features over the positions real tokens reach; positions that saw only padding are left out.
+
+    Called on [features, token_ids]: `features` (batch, steps, channels) come from a stack of 'valid'
+    convolutions and poolings with total stride `stride` over `token_ids` (batch, length), right-padded
+    with 0. Output position j starts at input position stride * j, so a text of n tokens reaches the first
+    ceil(n / stride) positions. A text with no tokens pools to zeros.
+    """
+
+    def __init__(self, stride: int, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = stride
+
+    def call(self, inputs):
+        features, ids = inputs
+        lengths = tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1)
+        reached = tf.minimum((lengths + self.stride - 1) // self.stride, tf.shape(features)[1])
+        mask = tf.sequence_mask(reached, tf.shape(features)[1], dtype=features.dtype)[:, :, None]
+        total = tf.reduce_sum(features * mask, axis=1)
+        return total / tf.cast(tf.maximum(reached, 1), features.dtype)[:, None]
+
+    def compute_output_shape(self, input_shapes):
+        features = input_shapes[0]
+        return (features[0], features[2])
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
