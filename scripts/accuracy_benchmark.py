@@ -23,6 +23,7 @@ import numpy as np
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("sst2", "imdb", "emotion")
+METHODS = ("tfidf_lr_restricted", "tfidf_lr_ngrams", "lstm_default", "conv1d_default", "lstm_tuned", "conv1d_tuned")
 # The vocabulary budget of the default models, without the padding and [UNK] entries.
 RESTRICTED_FEATURES = 1022
 
@@ -87,9 +88,10 @@ def run_accuracy(
     log: Callable[[str], None],
     *,
     quick: bool = False,
+    only: tuple[str, ...] = METHODS,
 ) -> dict:
-    """Fit every method on every dataset for every seed; `quick` also learns the word vectors on the capped
-    training rows only, for a fast check that everything runs."""
+    """Fit the methods `only` names on every dataset for every seed; `quick` also learns the word vectors on
+    the capped training rows only, for a fast check that everything runs."""
     from sklearn.model_selection import train_test_split
 
     from textpipe.data import Split
@@ -109,8 +111,10 @@ def run_accuracy(
         start = time.perf_counter()
         vector_texts = pool.texts if quick else data.train.texts
         tuned = {model: tuned_settings(pool.texts, model) for model in ("lstm", "conv1d")}
-        vectors = pretrain_word_vectors(vector_texts, tuned["conv1d"], workdir / f"{name}-vectors.txt")
-        vector_seconds = time.perf_counter() - start
+        vectors, pretrained = workdir / f"{name}-vectors.txt", None
+        if "conv1d_tuned" in only:
+            pretrain_word_vectors(vector_texts, tuned["conv1d"], vectors)
+            pretrained = {"texts": len(vector_texts), "seconds": time.perf_counter() - start}
         if epochs is not None:
             for settings in tuned.values():
                 settings["epochs"] = epochs
@@ -123,6 +127,7 @@ def run_accuracy(
             methods[f"{model}_default"] = _textpipe_method(model, default, data.class_names)
             extra = {"word_vectors": str(vectors)} if model == "conv1d" else {}
             methods[f"{model}_tuned"] = _textpipe_method(model, {**tuned[model], **extra}, data.class_names)
+        methods = {method: run for method, run in methods.items() if method in only}
 
         runs: dict[str, list[dict]] = {method: [] for method in methods}
         for seed in seeds:
@@ -148,7 +153,7 @@ def run_accuracy(
             "eval_rows": len(data.validation),
             "eval_split": "validation carved from train (seed 0)" if data.validation_from_train else "validation",
             "tuned_settings": tuned,
-            "pretrained_vectors": {"texts": len(vector_texts), "seconds": vector_seconds},
+            "pretrained_vectors": pretrained,
             "methods": {method: summarize(method_runs) for method, method_runs in runs.items()},
         }
     return results

@@ -36,18 +36,21 @@ from pathlib import Path
 
 import numpy as np
 
+import textpipe
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
 SECTIONS = ("accuracy", "throughput", "scoring")
 
 
 def main() -> int:
-    from accuracy_benchmark import DATASETS
+    from accuracy_benchmark import DATASETS, METHODS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: minutes, not hours")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="accuracy: comma-separated, from " + ", ".join(DATASETS))
+    parser.add_argument("--methods", default=",".join(METHODS), help="accuracy: comma-separated, from " + ", ".join(METHODS) + "; the others keep their earlier results")
     parser.add_argument("--seeds", type=int, default=3, help="accuracy: seeds per method; means and spread are reported")
     parser.add_argument("--max-train-rows", type=int, help="accuracy: fit on at most this many training rows (same rows for every method)")
     parser.add_argument("--repeats", type=int, default=3, help="throughput, scoring: runs per measurement; the median is reported")
@@ -56,7 +59,8 @@ def main() -> int:
     args = parser.parse_args()
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    for name, allowed in ((sections, SECTIONS), (datasets, DATASETS)):
+    args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    for name, allowed in ((sections, SECTIONS), (datasets, DATASETS), (args.methods, METHODS)):
         unknown = sorted(set(name) - set(allowed))
         if unknown:
             parser.error(f"unknown: {', '.join(unknown)}; choose from {', '.join(allowed)}")
@@ -72,15 +76,27 @@ def main() -> int:
         "command": "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
+        "textpipe": textpipe.__version__,
     }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "accuracy" in sections:
             # Datasets not run this time keep their earlier results; each says which command produced it.
+            # Methods not run this time keep theirs; each method says which command produced it.
             accuracy = run_accuracy_section(args, datasets, tmp)
-            for data in accuracy["datasets"].values():
-                data.update(command=stamp["command"], date=stamp["date"], cores_used=stamp["machine"]["cores_used"])
             earlier = results.get("accuracy", {}).get("datasets", {})
+            for name, data in accuracy["datasets"].items():
+                data.update(command=stamp["command"], date=stamp["date"], cores_used=stamp["machine"]["cores_used"])
+                for method in data["methods"].values():
+                    method.update(command=stamp["command"], date=stamp["date"], textpipe=stamp["textpipe"])
+                before = earlier.get(name, {})
+                for method in before.get("methods", {}).values():
+                    method.setdefault("command", before.get("command"))
+                    method.setdefault("date", before.get("date"))
+                    method.setdefault("textpipe", "0.1.0")  # the only release before methods were stamped
+                data["methods"] = {**before.get("methods", {}), **data["methods"]}
+                if data["pretrained_vectors"] is None:
+                    data["pretrained_vectors"] = before.get("pretrained_vectors")
             merged = {**earlier, **accuracy["datasets"]}
             accuracy["datasets"] = {name: merged[name] for name in DATASETS if name in merged}
             results["accuracy"] = {**stamp, **accuracy}
@@ -97,8 +113,8 @@ def run_accuracy_section(args, datasets, tmp: Path) -> dict:
     from accuracy_benchmark import run_accuracy
 
     if args.quick:
-        return run_accuracy(datasets, [0], args.max_train_rows or 600, 1, tmp, log, quick=True)
-    return run_accuracy(datasets, list(range(args.seeds)), args.max_train_rows, None, tmp, log)
+        return run_accuracy(datasets, [0], args.max_train_rows or 600, 1, tmp, log, quick=True, only=args.methods)
+    return run_accuracy(datasets, list(range(args.seeds)), args.max_train_rows, None, tmp, log, only=args.methods)
 
 
 def log(message: str) -> None:
@@ -109,11 +125,23 @@ def throughput_data(args):
     """Sizes for --quick or full runs, and the texts to measure on (SST-2 when present)."""
     from textpipe.data import load_labeled_data
 
-    sizes = {"score_lines": 20_000, "score_big_lines": 100_000, "train_rows": 4_000, "inference_rows": 4_096}
+    sizes = {"score_lines": 20_000, "score_big_lines": 100_000, "train_rows": 1_000, "inference_rows": 4_096}
     if not args.quick:
-        sizes = {"score_lines": 200_000, "score_big_lines": 2_000_000, "train_rows": 20_000, "inference_rows": 32_768}
+        sizes = {"score_lines": 200_000, "score_big_lines": 2_000_000, "train_rows": 8_000, "inference_rows": 32_768}
     source = SHARED_SST2 if SHARED_SST2.is_dir() else None
     return sizes, load_labeled_data(source), "SST-2 train sentences" if source else "textpipe's sample reviews"
+
+
+def length_datasets(data) -> dict:
+    """Training texts of three typical lengths: SST-2 sentences, emotion tweets, IMDB reviews (read at 64
+    tokens), from ../shared/data where present; else the built-in sample reviews alone."""
+    from textpipe.data import load_labeled_data
+
+    shared = SHARED_SST2.parent
+    if not shared.is_dir():
+        return {"sample reviews": data}
+    return {name: load_labeled_data(shared / folder, seed=0)
+            for name, folder in (("SST-2", "sst2"), ("emotion", "emotion"), ("IMDB", "imdb"))}
 
 
 def run_throughput_section(args, tmp: Path) -> dict:
@@ -122,7 +150,10 @@ def run_throughput_section(args, tmp: Path) -> dict:
     sizes, data, name = throughput_data(args)
     config = Config(epochs=1, seed=0)
     results: dict = {"texts": name, "repeats": args.repeats}
-    results["training"] = bench_training(config, data, sizes["train_rows"], args.repeats)
+    results["training"] = {
+        label: bench_training(config, texts, sizes["train_rows"], args.repeats)
+        for label, texts in length_datasets(data).items()
+    }
     results["vectorizer"] = bench_vectorizer(config, data.train.texts, args.repeats)
     results["inference"] = bench_inference(data.train.texts, sizes["inference_rows"], args.repeats)
     return results
@@ -183,34 +214,67 @@ def timed(fn) -> float:
 
 
 def bench_training(config, data, rows, repeats) -> dict:
-    """One epoch of the lstm fitted from the tf.data pipeline vs from in-memory numpy id arrays."""
+    """The second epoch of the default lstm on the same rows (the first includes tracing), fed four ways,
+    interleaved:
+
+    - fixed: every batch padded to sequence_length, as textpipe 0.1 did (`fixed_length=True`);
+    - numpy: the same, from pre-vectorized numpy arrays instead of the tf.data pipeline (its overhead);
+    - cut: batches in random order of texts, each cut to its longest text;
+    - grouped: textpipe's default, batches of texts of similar length, each cut to its longest text.
+    """
     import keras
 
     from textpipe.models import build_model
-    from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize
+    from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, text_lengths, vectorize
+
+    class EpochClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
 
     small = subset(data, rows).train
     rows = len(small)  # fewer when the data has fewer
+    n_classes = len(data.class_names)
     vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
     adapt_vectorizer(vectorizer, small.texts)
     ids = vectorize(vectorizer, small.texts)
-    pipeline, arrays = [], []
+    variants = {
+        "fixed": lambda: (build_model(config, n_classes, fixed_length=True),
+                          make_dataset(vectorizer, small, config.batch_size, shuffle=True, group_by_length=False)),
+        "cut": lambda: (build_model(config, n_classes),
+                        make_dataset(vectorizer, small, config.batch_size, shuffle=True, group_by_length=False)),
+        "grouped": lambda: (build_model(config, n_classes),
+                            make_dataset(vectorizer, small, config.batch_size, shuffle=True)),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in (*variants, "numpy")}
+    steps: dict[str, float] = {}
     for _ in range(repeats):
+        for name, make in variants.items():
+            keras.utils.set_random_seed(0)
+            model, dataset = make()
+            clock = EpochClock()
+            model.fit(dataset, epochs=2, verbose=0, shuffle=False, callbacks=[clock])
+            runs[name].append(clock.seconds[-1])
+            trim = model.get_layer("trim_padding")
+            steps[name] = sum(int(trim(x).shape[1]) * len(x) for x, _ in dataset) / rows
         keras.utils.set_random_seed(0)
-        model = build_model(config, 2)
-        dataset = make_dataset(vectorizer, small, config.batch_size, shuffle=True, seed=0)
-        pipeline.append(timed(lambda: model.fit(dataset, epochs=1, verbose=0, shuffle=False)))
-        keras.utils.set_random_seed(0)
-        model = build_model(config, 2)
-        arrays.append(timed(lambda: model.fit(ids, small.labels, batch_size=config.batch_size, epochs=1, verbose=0)))
-    p, a = statistics.median(pipeline), statistics.median(arrays)
+        model, clock = build_model(config, n_classes, fixed_length=True), EpochClock()
+        model.fit(ids, small.labels, batch_size=config.batch_size, epochs=2, verbose=0, callbacks=[clock])
+        runs["numpy"].append(clock.seconds[-1])
+    seconds = {name: statistics.median(times) for name, times in runs.items()}
     return {
         "rows": rows,
-        "pipeline_examples_per_s": rows / p,
-        "numpy_examples_per_s": rows / a,
-        "ratio": a / p,
-        "runs_pipeline_s": pipeline,
-        "runs_numpy_s": arrays,
+        "tokens_per_text": float(np.mean(text_lengths(ids).numpy())),
+        "steps_per_text": steps,
+        "examples_per_s": {name: rows / s for name, s in seconds.items()},
+        "speedup_vs_fixed": {name: seconds["fixed"] / s for name, s in seconds.items()},
+        "runs_s": runs,
     }
 
 
@@ -230,40 +294,45 @@ def bench_vectorizer(config, texts, repeats) -> dict:
 
 
 def bench_inference(texts, rows: int, repeats: int) -> dict:
-    """Model-only inference (token ids or word vectors in, probabilities out) of the default models,
-    against the floor their floating-point work sets on this machine: FLOPs per text / measured matmul rate."""
+    """Model-only inference (token ids in, probabilities out) of the default models on batches of texts of
+    similar length, as Bundle.predict_proba and `textpipe score` form them, against the floor that the
+    floating-point work of the texts' real tokens sets on this machine: FLOPs / measured matmul rate."""
     import tensorflow as tf
 
     from textpipe.config import Config
-    from textpipe.models import build_model
-    from textpipe.preprocess import adapt_vectorizer, build_vectorizer, vectorize
+    from textpipe.models import build_model, conv1d_min_length
+    from textpipe.preprocess import adapt_vectorizer, build_vectorizer, text_lengths, vectorize
 
     config = Config()
     vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
     adapt_vectorizer(vectorizer, texts)
     ids = vectorize(vectorizer, np.resize(texts, rows))
+    lengths = text_lengths(ids).numpy()
+    ids = ids[np.argsort(lengths, kind="stable")]
+    lengths = np.sort(lengths)
     rate = matmul_flops_per_s(repeats)
-    results: dict = {"rows": rows, "batch": 512, "matmul_gflops_per_s": rate / 1e9, "models": {}}
+    results: dict = {"rows": rows, "batch": 512, "matmul_gflops_per_s": rate / 1e9,
+                     "tokens_per_text": float(lengths.mean()), "models": {}}
+    table = np.random.default_rng(0).standard_normal((config.vocab_size, config.word_vector_dim), dtype=np.float32)
     for name in ("lstm", "conv1d"):
-        model = build_model(Config(model=name), 2)
-        if name == "lstm":
-            inputs = ids
-        else:  # the conv1d model reads 100-dim word vectors, which the pipeline looks up per batch
-            inputs = np.random.default_rng(0).standard_normal((rows, config.sequence_length, config.word_vector_dim), dtype=np.float32)
-        batches = [tf.constant(inputs[i : i + 512]) for i in range(0, rows, 512)]
+        model = build_model(Config(model=name), 2, word_vectors=table)
+        batches = [tf.constant(ids[i : i + 512]) for i in range(0, rows, 512)]
         call = tf.function(model, reduce_retracing=True)
 
         def run_all(call=call, batches=batches) -> None:
             for batch in batches:
                 call(batch, training=False).numpy()
 
-        call(batches[0], training=False)
-        call(batches[-1], training=False)  # trace both batch shapes before timing
+        run_all()  # trace every batch shape before timing
         seconds = statistics.median(timed(run_all) for _ in range(repeats))
-        flops = model_flops(model, config.sequence_length)
-        floor = rate / flops
+        if name == "lstm":  # one LSTM step per real token
+            flops = sum(model_flops(model, int(n)) for n in lengths)
+        else:  # the convolutions over the steps real tokens reach (the text and the receptive field after it)
+            field = conv1d_min_length()
+            flops = sum(model_flops(model, min(max(int(n) + field - 1, field), config.sequence_length)) for n in lengths)
+        floor = rate * rows / flops
         results["models"][name] = {
-            "flops_per_text": flops,
+            "flops_per_text": flops / rows,
             "texts_per_s": rows / seconds,
             "floor_texts_per_s": floor,
             "share_of_floor": rows / seconds / floor,
@@ -288,7 +357,7 @@ def model_flops(model, length: int) -> int:
     """Multiply-add FLOPs (2 per multiply-add) of one text through the model's matrix products.
 
     Element-wise work (activations, gates, pooling, masking) is left out, so the floor is a true lower bound
-    on time. An LSTM on a CPU runs every step of the padded sequence, so all `length` steps count.
+    on time. `length` is the number of steps counted: the callers pass a text's real tokens.
     """
     import keras
 
@@ -314,25 +383,39 @@ def write_lines(path: Path, texts, n: int) -> None:
             f.write(texts[i % len(texts)].replace("\n", " ") + "\n")
 
 
-def bench_scoring(bundle_path: Path, texts, sizes, tmp: Path, repeats) -> dict:
-    """`score_files` on a file vs `model.predict` on the same texts held in memory as one tensor."""
-    import tensorflow as tf
+def long_texts(texts, words: int = 80) -> list[str]:
+    """Texts of at least `words` words, each several of `texts` joined: every one fills the 64 steps."""
+    out, current = [], []
+    for text in texts:
+        current += text.split()
+        if len(current) >= words:
+            out.append(" ".join(current[:words]))
+            current = []
+    return out
 
+
+def bench_scoring(bundle_path: Path, texts, sizes, tmp: Path, repeats) -> dict:
+    """`score_files` on a file against in-memory `Bundle.predict_proba` and Keras' `model.predict` on the same
+    texts; and `score_files` on short texts against texts that fill every step (same number of lines)."""
     from textpipe.bundle import load_bundle
     from textpipe.scoring import score_files
 
     n = sizes["score_lines"]
-    lines = tmp / "lines.txt"
+    lines, long_lines = tmp / "lines.txt", tmp / "long.txt"
     write_lines(lines, texts, n)
+    write_lines(long_lines, long_texts(texts), n)
     bundle = load_bundle(bundle_path)
-    in_memory = tf.constant([texts[i % len(texts)] for i in range(n)])
-    bundle.model.predict(in_memory[:1024], batch_size=512, verbose=0)  # warm up both paths
+    in_memory = np.array([texts[i % len(texts)] for i in range(n)], dtype=object)
+    bundle.model.predict(in_memory[:1024], batch_size=512, verbose=0)  # warm up every path
+    bundle.predict_proba(in_memory[:4096])
     score_files(bundle, [str(lines)], tmp / "warm.jsonl")
-    score, predict = [], []
+    runs: dict[str, list[float]] = {"score": [], "predict_proba": [], "keras_predict": [], "score_long": []}
     for _ in range(repeats):
-        score.append(timed(lambda: score_files(bundle, [str(lines)], tmp / "out.jsonl", batch_size=512)))
-        predict.append(timed(lambda: bundle.model.predict(in_memory, batch_size=512, verbose=0)))
-    s, p = statistics.median(score), statistics.median(predict)
+        runs["score"].append(timed(lambda: score_files(bundle, [str(lines)], tmp / "out.jsonl", batch_size=512)))
+        runs["predict_proba"].append(timed(lambda: bundle.predict_proba(in_memory, batch_size=512)))
+        runs["keras_predict"].append(timed(lambda: bundle.model.predict(in_memory, batch_size=512, verbose=0)))
+        runs["score_long"].append(timed(lambda: score_files(bundle, [str(long_lines)], tmp / "out.jsonl", batch_size=512)))
+    rate = {name: n / statistics.median(times) for name, times in runs.items()}
 
     big = tmp / "big.txt"
     write_lines(big, texts, sizes["score_big_lines"])
@@ -342,11 +425,10 @@ def bench_scoring(bundle_path: Path, texts, sizes, tmp: Path, repeats) -> dict:
     }
     return {
         "lines": n,
-        "score_rows_per_s": n / s,
-        "predict_rows_per_s": n / p,
-        "ratio": p / s,
-        "runs_score_s": score,
-        "runs_predict_s": predict,
+        "rows_per_s": rate,
+        "ratio": rate["score"] / rate["predict_proba"],
+        "short_vs_long": rate["score"] / rate["score_long"],
+        "runs_s": runs,
         "peak_memory": memory,
     }
 

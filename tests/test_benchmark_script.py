@@ -20,8 +20,14 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     )
     results = json.loads(report.with_suffix(".json").read_text())
     throughput, scoring = results["throughput"], results["scoring"]
-    assert scoring["scoring"]["score_rows_per_s"] > 0 and scoring["scoring"]["predict_rows_per_s"] > 0
-    assert throughput["training"]["ratio"] > 0
+    rates = scoring["scoring"]["rows_per_s"]
+    assert set(rates) == {"score", "predict_proba", "keras_predict", "score_long"} and min(rates.values()) > 0
+    assert set(throughput["training"]) == {"SST-2", "emotion", "IMDB"}
+    for training in throughput["training"].values():
+        assert set(training["examples_per_s"]) == {"fixed", "numpy", "cut", "grouped"}
+        # Padded steps per text: 64 when fixed, never more than that when cut, at least the real tokens.
+        steps = training["steps_per_text"]
+        assert steps["fixed"] == 64 and training["tokens_per_text"] <= steps["grouped"] <= steps["cut"] <= 64
     assert len(scoring["scoring"]["peak_memory"]) == 2
     beam = scoring["beam"]  # the dev install includes apache-beam
     assert beam["rows"] == scoring["scoring"]["lines"] and beam["beam_2_rows_per_s"] > 0
@@ -38,14 +44,18 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     text = report.read_text()
     assert "textpipe score" in text and "TF-IDF + LR" in text and "### Targets" in text
 
-    # A run of one section, on one dataset, keeps everything else's results.
+    # A run of one section, on one dataset and some methods, keeps everything else's results.
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--sections", "accuracy",
-         "--datasets", "sst2", "--output", str(report)],
+         "--datasets", "sst2", "--methods", "tfidf_lr_restricted,lstm_default", "--output", str(report)],
         check=True, capture_output=True, timeout=1200,
     )
     again = json.loads(report.with_suffix(".json").read_text())
     assert again["throughput"] == throughput and again["scoring"] == scoring
     assert list(again["accuracy"]["datasets"]) == ["sst2", "imdb", "emotion"]
     assert again["accuracy"]["datasets"]["imdb"] == accuracy["imdb"]
-    assert "--datasets sst2" in again["accuracy"]["datasets"]["sst2"]["command"]
+    sst2 = again["accuracy"]["datasets"]["sst2"]
+    assert "--datasets sst2" in sst2["command"] and "--methods" in sst2["methods"]["lstm_default"]["command"]
+    assert sst2["methods"]["conv1d_tuned"] == {**accuracy["sst2"]["methods"]["conv1d_tuned"]}
+    assert sst2["pretrained_vectors"] == accuracy["sst2"]["pretrained_vectors"]
+    assert "kept from an earlier run" in report.read_text()

@@ -14,32 +14,36 @@ from textpipe.config import Config
 from textpipe.layers import TokenAveragePooling1D, TrimPadding
 
 
-def build_model(config: Config, n_classes: int, word_vectors: np.ndarray | None = None) -> keras.Model:
+def build_model(
+    config: Config, n_classes: int, word_vectors: np.ndarray | None = None, *, fixed_length: bool = False
+) -> keras.Model:
     """Build and compile the model `config.model` names, with a head for `n_classes` classes.
 
     The conv1d model reads words through `word_vectors`, a (vocabulary, word_vector_dim) table that it keeps
-    frozen. Call this inside the training strategy's scope, so that weights and optimizer state live on its
-    replicas.
+    frozen. `fixed_length` pads every batch to sequence_length instead of cutting it to its longest text, as
+    textpipe 0.1 did: the same results at a higher cost, kept as the baseline benchmarks compare against.
+    Call this inside the training strategy's scope, so that weights and optimizer state live on its replicas.
     """
     previous = keras.mixed_precision.dtype_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
         if config.model == "conv1d":
-            model = build_conv1d(config, n_classes, word_vectors)
+            model = build_conv1d(config, n_classes, word_vectors, fixed_length)
         else:
-            model = build_lstm(config, n_classes)
+            model = build_lstm(config, n_classes, fixed_length)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)  # a global setting: leave it as it was
     compile_model(model, config, n_classes)
     return model
 
 
-def build_lstm(config: Config, n_classes: int) -> keras.Model:
+def build_lstm(config: Config, n_classes: int, fixed_length: bool = False) -> keras.Model:
+    shortest = config.sequence_length if fixed_length else 1
     return keras.Sequential(
         [
             keras.Input(shape=(None,), dtype="int64", name="token_ids"),
-            TrimPadding(config.sequence_length, name="trim_padding"),
+            TrimPadding(config.sequence_length, min_length=shortest, name="trim_padding"),
             # mask_zero: padding (id 0) follows each text; unmasked, the LSTM would read the padding after a
             # short text and forget what came before it, and its output would change with the batch's width.
             keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True),
@@ -64,7 +68,9 @@ def conv1d_stack() -> list[keras.layers.Layer]:
     ]
 
 
-def build_conv1d(config: Config, n_classes: int, word_vectors: np.ndarray | None) -> keras.Model:
+def build_conv1d(
+    config: Config, n_classes: int, word_vectors: np.ndarray | None, fixed_length: bool = False
+) -> keras.Model:
     """Token ids -> frozen word vectors -> the convolution stack -> average over real tokens -> head."""
     if word_vectors is None or word_vectors.ndim != 2 or word_vectors.shape[1] != config.word_vector_dim:
         shape = None if word_vectors is None else word_vectors.shape
@@ -74,7 +80,8 @@ def build_conv1d(config: Config, n_classes: int, word_vectors: np.ndarray | None
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     # Pad past the longest text by the stack's receptive field: every output position a real token reaches
     # then sees the same inputs however wide the batch is.
-    trimmed = TrimPadding(config.sequence_length, min_length=field, margin=field - 1, name="trim_padding")(ids)
+    shortest = config.sequence_length if fixed_length else field
+    trimmed = TrimPadding(config.sequence_length, min_length=shortest, margin=field - 1, name="trim_padding")(ids)
     x = keras.layers.Embedding(*word_vectors.shape, trainable=False, name="word_vectors")(trimmed)
     for layer in stack:
         x = layer(x)

@@ -1,8 +1,9 @@
 """Score files with a bundle: rows in (inputs.py), predictions out, in input order, with constant memory.
 
-Rows flow through a tf.data pipeline (read, batch, prefetch) so reading overlaps with the model; each batch's
-predictions are written as soon as they are ready. Messy input is counted, never dropped silently: rows with
-replaced bytes are flagged; empty rows are kept without a prediction, or skipped and counted.
+Rows are read in windows of a few batches. The model scores a window in batches of texts of similar length
+(each only as wide as its longest text) in a thread of its own, while the next window is read and the previous
+one's records are written in input order. Messy input is counted, never dropped silently: rows with replaced
+bytes are flagged; empty rows are kept without a prediction, or skipped and counted.
 
 Turning input rows into model input (`inputs.read_rows`), model output into output records (`batch_records`)
 and records into output lines (`record_formatter`) are separate functions, so another driver of the scorer
@@ -12,6 +13,7 @@ and records into output lines (`record_formatter`) are separate functions, so an
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import csv
 import dataclasses
@@ -59,17 +61,21 @@ class ScoreSummary:
 
 def output_records(rows: Sequence[InputRow], probabilities: np.ndarray, class_names: Sequence[str]) -> Iterator[dict]:
     """One output record per input row; empty rows get no label or probabilities."""
-    for row, probs in zip(rows, probabilities):
+    # Whole-array argmax and one conversion to Python floats: per-row NumPy calls would cost more than the
+    # model does on short texts.
+    labels = np.argmax(probabilities, axis=1).tolist()
+    for row, probs, label in zip(rows, probabilities.tolist(), labels):
         record: dict[str, Any] = {"source": row.source, "row": row.row}
         if row.id is not None:
             record["id"] = row.id
-        if row.empty:
+        empty = row.empty
+        if empty:
             record["label"] = None
             record["probabilities"] = None
         else:
-            record["label"] = class_names[int(np.argmax(probs))]
-            record["probabilities"] = {name: float(p) for name, p in zip(class_names, probs)}
-        record["empty"] = row.empty
+            record["label"] = class_names[label]
+            record["probabilities"] = dict(zip(class_names, probs))
+        record["empty"] = empty
         record["replaced_bytes"] = row.replaced
         yield record
 
@@ -102,6 +108,14 @@ def score_rows(
         for spec in specs:
             yield from read_rows(spec)
 
+    n_classes = len(bundle.class_names)
+
+    def records(rows: Sequence[InputRow], probabilities: concurrent.futures.Future) -> Iterator[dict]:
+        batch = list(output_records(rows, probabilities.result(), bundle.class_names))
+        summary.scored += sum(not r["empty"] for r in batch)
+        summary.seconds = time.perf_counter() - start
+        yield from batch
+
     def counted_rows() -> Iterator[InputRow]:
         for row in itertools.islice(all_rows(), first, end):
             summary.rows_read += 1
@@ -112,24 +126,18 @@ def score_rows(
                     continue
             yield row
 
-    # tf.data reads ahead in a thread of its own and carries each window's texts; their InputRow objects wait
-    # in a queue beside it, in the same order, so metadata never round-trips through tensors. The generator
-    # yields whole windows: tf.data calls into Python once per element, which would cost more than the model
-    # for short texts.
-    pending: collections.deque[list[InputRow]] = collections.deque()
-    failure: list[BaseException] = []
-    windows = tf.data.Dataset.from_generator(
-        lambda: _batched(counted_rows(), batch_size * LENGTH_WINDOW, pending, failure),
-        output_signature=tf.TensorSpec((None,), tf.string),
-    )
-    for texts in windows.prefetch(1):
-        rows = pending.popleft()
-        records = batch_records(bundle.infer, texts.numpy(), rows, bundle.class_names, batch_size)
-        summary.scored += sum(not r.empty for r in rows)
-        summary.seconds = time.perf_counter() - start
-        yield from records
-    if failure:
-        raise failure[0]
+    # The model scores one window in a thread of its own while this thread reads the next window and writes
+    # the records of the one before: TensorFlow releases the GIL while it computes, so reading, the model and
+    # formatting overlap. At most two windows are in flight, so memory stays bounded.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="textpipe-score") as model:
+        in_flight: collections.deque = collections.deque()
+        for rows in _chunks(counted_rows(), batch_size * LENGTH_WINDOW):
+            texts = np.array([row.text for row in rows], dtype=object)
+            in_flight.append((rows, model.submit(predict_by_length, bundle.infer, texts, batch_size, n_classes)))
+            if len(in_flight) == 2:
+                yield from records(*in_flight.popleft())
+        while in_flight:
+            yield from records(*in_flight.popleft())
     summary.seconds = time.perf_counter() - start
 
 
@@ -214,19 +222,6 @@ def batch_records(
     """Records for `rows`, in their order, from the model (`Bundle.infer`) run on their texts (an object array
     of str or bytes) in batches of at most `batch_size` texts of similar length."""
     return list(output_records(rows, predict_by_length(infer, texts, batch_size, len(class_names)), class_names))
-
-
-def _batched(
-    rows: Iterable[InputRow], size: int, pending: collections.deque[list[InputRow]], failure: list[BaseException]
-) -> Iterator[np.ndarray]:
-    """Texts for tf.data in chunks of `size`, each chunk's rows queued in `pending`. An error while reading
-    ends the stream and is kept in `failure` for the consumer to raise as it is (tf.data would wrap it)."""
-    try:
-        for batch in _chunks(rows, size):
-            pending.append(list(batch))
-            yield np.array([row.text for row in batch], dtype=object)
-    except Exception as e:
-        failure.append(e)
 
 
 def _chunks(items: Iterable[InputRow], size: int) -> Iterator[tuple[InputRow, ...]]:
