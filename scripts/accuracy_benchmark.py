@@ -4,8 +4,8 @@ Protocol, per dataset and seed:
 - evaluation rows: SST-2 and emotion use their validation split; IMDB (train only here) uses a validation
   split carved from train with seed 0, as a user without the test set would;
 - the rest of train is the training pool, optionally capped at `max_train_rows` (the same rows for every
-  seed and method); each seed holds out a stratified 10% of it for textpipe's validation loss (early stopping),
-  and every method is fitted on the same remaining 90%;
+  seed and method); each seed holds out a stratified 10% of it, on which textpipe chooses its epoch and
+  TF-IDF + LR on 1-2-grams its C, and every method is fitted on the same remaining 90%;
 - textpipe runs through `textpipe.training.train`, the function behind `textpipe train`, and is evaluated
   through the bundle's own predict path.
 
@@ -23,7 +23,22 @@ import numpy as np
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("sst2", "imdb", "emotion")
-METHODS = ("tfidf_lr_restricted", "tfidf_lr_ngrams", "lstm_default", "conv1d_default", "lstm_tuned", "conv1d_tuned")
+METHODS = (
+    "tfidf_lr_restricted", "tfidf_lr_ngrams",
+    "lstm_default", "conv1d_default",  # textpipe train [--model conv1d]
+    "lstm_all_epochs", "conv1d_all_epochs",  # ... --patience off --keep-last-epoch: every epoch, the last kept
+    "lstm_accurate", "conv1d_accurate",  # ... --preset accurate
+    "conv1d_accurate_vectors",  # ... --preset accurate --word-vectors FILE (vectors from more text)
+)
+# Settings of each textpipe method, beyond --model and --seed.
+TEXTPIPE_SETTINGS = {
+    "default": {},
+    "all_epochs": {"patience": 0, "keep_best_epoch": False},
+    "accurate": {"preset": "accurate"},
+    "accurate_vectors": {"preset": "accurate"},
+}
+# Inverse regularization strengths tried for TF-IDF + LR on 1-2-grams; the held-out rows pick one.
+NGRAM_C = (1.0, 4.0)
 # The vocabulary budget of the default models, without the padding and [UNK] entries.
 RESTRICTED_FEATURES = 1022
 
@@ -35,40 +50,17 @@ def load_benchmark_data(name: str):
     return load_labeled_data(SHARED_DATA / name, validation_fraction=0.1, seed=0)
 
 
-# Longest sequence a tuned model reads: an LSTM steps through every position in turn, which gets slow on a
-# CPU past a few hundred; the conv1d model's cost grows only linearly and in parallel.
-MAX_TUNED_LENGTH = {"lstm": 256, "conv1d": 512}
-
-
-def tuned_settings(train_texts: np.ndarray, model: str) -> dict[str, Any]:
-    """The flags that did best here, chosen from the training texts alone so any dataset gets its own.
-
-    A larger vocabulary, a sequence length covering 99% of the texts (capped per model, see MAX_TUNED_LENGTH),
-    batches of 32, and early stopping on validation loss that keeps the best epoch's weights. The conv1d
-    model also gets pretrained word vectors (see `pretrain_word_vectors`).
-    """
-    from textpipe.models import conv1d_min_length
-
-    lengths = np.fromiter((len(t.split()) for t in train_texts), dtype=np.int64, count=len(train_texts))
-    length = int(np.ceil(np.percentile(lengths, 99) / 8) * 8)
-    return {
-        "vocab_size": 10_000,
-        "sequence_length": int(np.clip(length, conv1d_min_length() + 5, MAX_TUNED_LENGTH[model])),
-        "batch_size": 32,
-        "epochs": 15,
-        "patience": 2,
-    }
-
-
-def pretrain_word_vectors(texts: np.ndarray, settings: dict, path: Path, seed: int = 0) -> Path:
+def pretrain_word_vectors(texts: np.ndarray, path: Path, seed: int = 0) -> Path:
     """Skip-gram vectors learned on all of a dataset's training text, written as a GloVe text file.
 
     Stands in for the pretrained vectors (GloVe, word2vec) a user would pass with --word-vectors: unlabeled
     text is cheap, so vectors can come from far more text than the labeled rows a model is fitted on.
     """
     from textpipe.embeddings import train_word_vectors
+    from textpipe.presets import auto_settings
     from textpipe.preprocess import adapt_vectorizer, build_vectorizer, vectorize
 
+    settings = auto_settings(texts, "conv1d")
     vectorizer = build_vectorizer(settings["vocab_size"], settings["sequence_length"])
     adapt_vectorizer(vectorizer, texts)
     vocabulary = vectorizer.get_vocabulary()
@@ -110,23 +102,20 @@ def run_accuracy(
             pool = Split(pool.texts[keep], pool.labels[keep])
         start = time.perf_counter()
         vector_texts = pool.texts if quick else data.train.texts
-        tuned = {model: tuned_settings(pool.texts, model) for model in ("lstm", "conv1d")}
         vectors, pretrained = workdir / f"{name}-vectors.txt", None
-        if "conv1d_tuned" in only:
-            pretrain_word_vectors(vector_texts, tuned["conv1d"], vectors)
+        if "conv1d_accurate_vectors" in only:
+            pretrain_word_vectors(vector_texts, vectors)
             pretrained = {"texts": len(vector_texts), "seconds": time.perf_counter() - start}
-        if epochs is not None:
-            for settings in tuned.values():
-                settings["epochs"] = epochs
         methods: dict[str, Callable] = {
             "tfidf_lr_restricted": lambda tr, va, seed: tfidf_lr(tr, va, seed, restricted=True),
             "tfidf_lr_ngrams": lambda tr, va, seed: tfidf_lr(tr, va, seed, restricted=False),
         }
         for model in ("lstm", "conv1d"):
-            default = {"epochs": epochs} if epochs is not None else {}
-            methods[f"{model}_default"] = _textpipe_method(model, default, data.class_names)
-            extra = {"word_vectors": str(vectors)} if model == "conv1d" else {}
-            methods[f"{model}_tuned"] = _textpipe_method(model, {**tuned[model], **extra}, data.class_names)
+            for variant, settings in TEXTPIPE_SETTINGS.items():
+                settings = {**settings, **({"epochs": epochs} if epochs is not None else {})}
+                if variant == "accurate_vectors":
+                    settings["word_vectors"] = str(vectors)
+                methods[f"{model}_{variant}"] = _textpipe_method(model, settings, data.class_names)
         methods = {method: run for method, run in methods.items() if method in only}
 
         runs: dict[str, list[dict]] = {method: [] for method in methods}
@@ -152,7 +141,6 @@ def run_accuracy(
             "holdout_rows": len(held),
             "eval_rows": len(data.validation),
             "eval_split": "validation carved from train (seed 0)" if data.validation_from_train else "validation",
-            "tuned_settings": tuned,
             "pretrained_vectors": pretrained,
             "methods": {method: summarize(method_runs) for method, method_runs in runs.items()},
         }
@@ -167,12 +155,23 @@ def tfidf_lr(fit, held, seed: int, *, restricted: bool) -> tuple[Callable, dict]
     from sklearn.pipeline import make_pipeline
 
     if restricted:
-        vectorizer = TfidfVectorizer(max_features=RESTRICTED_FEATURES, sublinear_tf=True)
-    else:
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    pipeline = make_pipeline(vectorizer, LogisticRegression(max_iter=2000, random_state=seed))
-    pipeline.fit(fit.texts, fit.labels)
-    return pipeline.predict_proba, {"features": len(pipeline[0].vocabulary_)}
+        pipeline = make_pipeline(
+            TfidfVectorizer(max_features=RESTRICTED_FEATURES, sublinear_tf=True),
+            LogisticRegression(max_iter=2000, random_state=seed),
+        )
+        pipeline.fit(fit.texts, fit.labels)
+        return pipeline.predict_proba, {"features": len(pipeline[0].vocabulary_)}
+    best, best_score = None, -1.0
+    for c in NGRAM_C:  # the held-out rows choose C, as textpipe's choose its epoch
+        pipeline = make_pipeline(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+            LogisticRegression(C=c, max_iter=2000, random_state=seed),
+        )
+        pipeline.fit(fit.texts, fit.labels)
+        score = pipeline.score(held.texts, held.labels)
+        if score > best_score:
+            best, best_score = pipeline, score
+    return best.predict_proba, {"features": len(best[0].vocabulary_), "C": best[-1].C}
 
 
 def _textpipe_method(model: str, settings: dict, class_names) -> Callable:
@@ -183,7 +182,9 @@ def _textpipe_method(model: str, settings: dict, class_names) -> Callable:
 
         data = LabeledData(fit, held, None, tuple(class_names), "text", "label", True)
         bundle = train(Config(model=model, seed=seed, **settings), data)
-        return bundle.predict_proba, {"epochs_run": len(bundle.history["loss"])}
+        chosen = {"vocab_size": bundle.config.vocab_size, "sequence_length": bundle.config.sequence_length}
+        return bundle.predict_proba, {"epochs_run": len(bundle.history["loss"]),
+                                      "kept_epoch": bundle.kept_epoch["epoch"], "settings": chosen}
 
     return run
 
@@ -206,6 +207,7 @@ def summarize(runs: list[dict]) -> dict:
             "min": min(values),
             "max": max(values),
         }
-    if "epochs_run" in runs[0]:
-        out["epochs_run"] = [r["epochs_run"] for r in runs]
+    for key in ("epochs_run", "kept_epoch", "settings", "C"):
+        if key in runs[0]:
+            out[key] = [r[key] for r in runs]
     return out

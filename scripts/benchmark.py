@@ -6,7 +6,7 @@
     python scripts/benchmark.py --quick               # small sizes, a few minutes: checks the script still works
 
 Sections:
-- accuracy: textpipe's lstm and conv1d (defaults and tuned flags) against TF-IDF + logistic regression, on
+- accuracy: textpipe's lstm and conv1d (defaults, every epoch, --preset accurate) against TF-IDF + logistic regression, on
   SST-2, IMDB and emotion from ../shared/data, means over --seeds (see accuracy_benchmark.py);
 - throughput: tf.data training input against numpy arrays, the vectorizer, and model-only inference against
   the machine's floating-point floor;
@@ -90,11 +90,12 @@ def main() -> int:
                 for method in data["methods"].values():
                     method.update(command=stamp["command"], date=stamp["date"], textpipe=stamp["textpipe"])
                 before = earlier.get(name, {})
-                for method in before.get("methods", {}).values():
+                kept = {method: run for method, run in before.get("methods", {}).items() if method in METHODS}
+                for method in kept.values():
                     method.setdefault("command", before.get("command"))
                     method.setdefault("date", before.get("date"))
                     method.setdefault("textpipe", "0.1.0")  # the only release before methods were stamped
-                data["methods"] = {**before.get("methods", {}), **data["methods"]}
+                data["methods"] = {**kept, **data["methods"]}
                 if data["pretrained_vectors"] is None:
                     data["pretrained_vectors"] = before.get("pretrained_vectors")
             merged = {**earlier, **accuracy["datasets"]}

@@ -7,6 +7,9 @@ import pytest
 
 from conftest import needs_shared_data
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from accuracy_benchmark import METHODS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,8 +40,12 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     accuracy = results["accuracy"]["datasets"]
     assert set(accuracy) == {"sst2", "imdb", "emotion"}
     for dataset in accuracy.values():
-        for method in ("tfidf_lr_restricted", "tfidf_lr_ngrams", "lstm_default", "lstm_tuned", "conv1d_default", "conv1d_tuned"):
+        assert set(dataset["methods"]) == set(METHODS)
+        for method in METHODS:
             assert 0 <= dataset["methods"][method]["accuracy"]["mean"] <= 1
+        chosen = dataset["methods"]["lstm_accurate"]["settings"][0]
+        assert isinstance(chosen["vocab_size"], int) and isinstance(chosen["sequence_length"], int)
+        assert dataset["methods"]["tfidf_lr_ngrams"]["C"][0] in (1.0, 4.0)
     # The restricted baseline really is restricted to the default vocabulary's budget.
     assert all(r["features"] <= 1022 for r in accuracy["imdb"]["methods"]["tfidf_lr_restricted"]["runs"])
     text = report.read_text()
@@ -56,6 +63,6 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     assert again["accuracy"]["datasets"]["imdb"] == accuracy["imdb"]
     sst2 = again["accuracy"]["datasets"]["sst2"]
     assert "--datasets sst2" in sst2["command"] and "--methods" in sst2["methods"]["lstm_default"]["command"]
-    assert sst2["methods"]["conv1d_tuned"] == {**accuracy["sst2"]["methods"]["conv1d_tuned"]}
+    assert sst2["methods"]["conv1d_accurate_vectors"] == {**accuracy["sst2"]["methods"]["conv1d_accurate_vectors"]}
     assert sst2["pretrained_vectors"] == accuracy["sst2"]["pretrained_vectors"]
     assert "kept from an earlier run" in report.read_text()

@@ -66,7 +66,9 @@ def test_conv1d_follows_the_reference_stack():
     assert all(l.kernel_size == (3,) and l.activation.__name__ == "relu" for l in model.layers if hasattr(l, "filters"))
     assert model.get_layer(index=5).pool_size == (3,)
     vectors = model.get_layer("word_vectors")
-    assert not vectors.trainable and vectors.output_dim == 100
+    assert vectors.trainable and vectors.output_dim == 100  # fine-tuned from the table it starts with
+    frozen = build_model(Config(model="conv1d", fine_tune_word_vectors=False), 2, word_vectors=TABLE)
+    assert not frozen.get_layer("word_vectors").trainable
     np.testing.assert_array_equal(vectors.embeddings.numpy(), TABLE)
     trim = model.get_layer("trim_padding")
     assert (trim.max_length, trim.min_length, trim.margin) == (64, 19, 18)
@@ -83,18 +85,30 @@ def test_too_short_sequences_are_a_config_error():
 def test_conv1d_beats_chance_on_held_out_texts(conv_bundle, conv_data):
     result = evaluate(conv_bundle, conv_data.test)
     assert result["accuracy"] > 0.85, result
-    assert conv_bundle.word_vectors["source"] == "skip-gram"
+    assert conv_bundle.word_vectors["source"] == "skip-gram" and conv_bundle.word_vectors["fine_tuned"]
     assert conv_bundle.word_vector_table().shape == (conv_bundle.vocabulary_size, 16)
 
 
-def test_classifier_reads_words_through_the_frozen_table(conv_bundle, tiny_data):
+def test_classifier_reads_words_through_the_table(conv_bundle, tiny_data):
     table = conv_bundle.word_vector_table()
     ids = next(iter(make_dataset(conv_bundle.vectorizer, tiny_data.test, 8, shuffle=False)))[0]
     lookup = conv_bundle.classifier.get_layer("word_vectors")
     trimmed = conv_bundle.classifier.get_layer("trim_padding")(ids)
     assert trimmed.shape[1] == min(int(tf.reduce_max(tf.math.count_nonzero(ids, axis=1))) + 18, 24)
     np.testing.assert_array_equal(lookup(trimmed).numpy(), table[trimmed.numpy()])
-    assert not lookup.trainable
+
+
+def test_word_vectors_are_fine_tuned_unless_frozen(conv_data):
+    settings = {**CONV_SETTINGS, "epochs": 2, "patience": 0, "keep_best_epoch": False}
+    tuned = train(Config(**settings), conv_data)
+    frozen = train(Config(**settings, fine_tune_word_vectors=False), conv_data)
+    # Same seed, same skip-gram table to start from: frozen, it is unchanged; fine-tuned, training moved it.
+    start = frozen.word_vector_table()
+    moved = np.abs(tuned.word_vector_table() - start).max(axis=1)
+    vocabulary = tuned.vectorizer.get_vocabulary()
+    assert moved[vocabulary.index("great")] > 1e-4 and moved[vocabulary.index("awful")] > 1e-4
+    assert tuned.classifier.get_layer("word_vectors").trainable
+    assert not frozen.classifier.get_layer("word_vectors").trainable
 
 
 def test_conv1d_bundle_round_trip_on_raw_strings(conv_bundle, tiny_data, tmp_path):
@@ -115,8 +129,11 @@ def test_word_vectors_from_a_glove_file(tiny_data, tmp_path):
     words = ["great", "awful", "film", "zebra"]  # "zebra" is not in the vocabulary
     glove = tmp_path / "glove.16d.txt"
     glove.write_text("".join(f"{w} {' '.join(f'{v:.5f}' for v in rng.normal(size=16))}\n" for w in words))
-    bundle = train(Config(**{**CONV_SETTINGS, "epochs": 1, "word_vectors": str(glove)}), tiny_data)
+    # Frozen, the table holds the file's vectors as they were read.
+    settings = {**CONV_SETTINGS, "epochs": 1, "word_vectors": str(glove), "fine_tune_word_vectors": False}
+    bundle = train(Config(**settings), tiny_data)
     report = bundle.word_vectors
+    assert not report["fine_tuned"]
     assert report["found"] == 3 and report["found"] + report["missing"] == bundle.vocabulary_size - 2
     vocabulary = bundle.vectorizer.get_vocabulary()
     expected = np.array([float(f"{v:.5f}") for v in np.random.default_rng(0).normal(size=16)], dtype=np.float32)

@@ -65,22 +65,6 @@ def test_same_seed_same_vocabulary_and_metrics(tiny_data):
     np.testing.assert_allclose(a.predict_proba(texts), b.predict_proba(texts), atol=1e-5)
 
 
-def test_early_stopping_restores_the_best_epoch(tiny_data):
-    # Flipped validation labels: the better the model learns train, the worse validation loss gets,
-    # so the best epoch is the first and training stops after `patience` more.
-    flipped = dataclasses.replace(tiny_data.validation, labels=1 - tiny_data.validation.labels)
-    data = dataclasses.replace(tiny_data, validation=flipped)
-    bundle = train(Config(**{**TINY_SETTINGS, "epochs": 12, "patience": 2}), data)
-    val_loss = bundle.history["val_loss"]
-    assert len(val_loss) == 3
-    assert val_loss[0] < val_loss[1] < val_loss[2]
-    # The weights kept are the first epoch's: their validation loss is val_loss[0], not the last one.
-    p = bundle.predict_proba(list(flipped.texts))[:, 1].astype(np.float64)
-    y = flipped.labels
-    loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
-    assert abs(loss - val_loss[0]) < 1e-3, (loss, val_loss)
-
-
 def test_metrics_against_hand_computed_values():
     labels = np.array([0, 0, 1, 1, 1])
     probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])

@@ -28,6 +28,7 @@ from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
 from textpipe.layers import TokenAveragePooling1D, TrimPadding
+from textpipe.metrics import MacroF1
 
 FORMAT = "textpipe-bundle"
 # 2: each batch is cut to its longest text and the conv1d model averages over real tokens only (textpipe
@@ -47,6 +48,8 @@ class Bundle:
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     word_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # conv1d: where the table came from
+    # The epoch whose weights the model holds: {"epoch", "last_epoch", "selected_by", "score", "stopped_early"}.
+    kept_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)
     # False on the non-chief workers of a multi-worker run, whose copy save_bundle does not keep. Not saved.
     is_chief: bool = True
     format_version: int = FORMAT_VERSION  # of the bundle this was loaded from
@@ -61,7 +64,7 @@ class Bundle:
         return self.model.layers[-1]  # end_to_end puts the classifier last
 
     def word_vector_table(self) -> np.ndarray:
-        """The (vocabulary, dim) vectors the model reads words through: the conv1d model's frozen
+        """The (vocabulary, dim) vectors the model reads words through: the conv1d model's
         word-vector table, or the lstm model's trained embedding."""
         if self.config.model == "conv1d":
             # Inside the classifier since format 2; in front of it, in the end-to-end model, before.
@@ -179,6 +182,7 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
             "history": bundle.history,
             "metrics": bundle.metrics,
             "word_vectors": bundle.word_vectors,
+            "kept_epoch": bundle.kept_epoch,
         }
         _write_json(staging / META_FILE, meta)
     return path
@@ -219,13 +223,16 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{path} is incomplete: {MODEL_FILE} is missing")
     try:
         model = keras.models.load_model(
-            model_path, custom_objects={"TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D}
+            model_path,
+            custom_objects={
+                "TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D, "MacroF1": MacroF1
+            },
         )
     except Exception as e:  # zip, h5 and deserialization errors come in many types
         raise BundleError(f"{model_path} could not be loaded (corrupt?): {one_line(e, 200)}") from None
     return Bundle(
         model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}),
-        meta.get("word_vectors", {}), format_version=version,
+        meta.get("word_vectors", {}), meta.get("kept_epoch", {}), format_version=version,
     )
 
 

@@ -24,8 +24,13 @@ TRAIN_SETTINGS = [
     ("--output", str, "folder to write the model bundle to (default: textpipe-model)"),
     ("--epochs", int, "training epochs (default: 10)"),
     ("--batch-size", int, "examples per training step (default: 16)"),
-    ("--sequence-length", int, "tokens kept per text; shorter texts are padded (default: 64)"),
-    ("--vocab-size", int, "vocabulary size including padding and [UNK] (default: 1024)"),
+    ("--preset", str, "seed (the reference model's settings) or accurate (vocabulary and sequence length chosen "
+                      "from the training texts, batches of 32, up to 15 epochs); flags and --config win over it "
+                      "(default: seed)"),
+    ("--sequence-length", "auto_int", "tokens kept per text, or auto: enough for 95%% of the training texts "
+                                      "(default: 64)"),
+    ("--vocab-size", "auto_int", "vocabulary size including padding and [UNK], or auto: the training texts' words seen "
+                                 "at least twice (default: 1024)"),
     ("--embedding-dim", int, "embedding width of the lstm model (default: 256)"),
     ("--lstm-units", int, "LSTM units (default: 128)"),
     ("--dropout", float, "dropout rate before the output layer (default: 0.5)"),
@@ -33,7 +38,8 @@ TRAIN_SETTINGS = [
     ("--word-vector-dim", int, "conv1d: word vector size (default: 100)"),
     ("--skipgram-epochs", int, "conv1d: epochs of skip-gram training when no --word-vectors file (default: 5)"),
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
-    ("--patience", int, "stop after N epochs without lower validation loss, keeping the best weights"),
+    ("--patience", "patience", "stop after N epochs without a better validation macro F1, or off to run every "
+                               "epoch (default: 3)"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
     ("--strategy", str, "tf.distribute strategy: auto (mirrored over several GPUs, else default), default, mirrored, "
                         "multiworker (MultiWorkerMirroredStrategy, configured by TF_CONFIG); --batch-size is per replica, "
@@ -47,6 +53,28 @@ TRAIN_SETTINGS = [
 ]
 
 
+def _patience(value: str) -> int:
+    """An epoch count, or 0 for "off": no early stopping."""
+    if value.strip().lower() in ("off", "none"):
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of epochs or off, got {value!r}") from None
+
+
+def _auto_int(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
+
+
+PARSERS = {"patience": _patience, "auto_int": _auto_int}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textpipe", description="Text classification on raw strings.")
     parser.add_argument("--version", action="version", version=f"textpipe {__version__}")
@@ -55,9 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model and save it as a bundle")
     train.add_argument("--config", metavar="FILE.toml", help="settings file; flags given here win over it")
     for flag, kind, text in TRAIN_SETTINGS:
-        train.add_argument(flag, type=kind, default=None, help=text)
+        train.add_argument(flag, type=PARSERS.get(kind, kind), default=None, help=text)
     train.add_argument("--mixed-precision", action="store_const", const=True, default=None,
                        help="float16 compute with float32 weights and output layer (for GPUs)")
+    train.add_argument("--freeze-word-vectors", dest="fine_tune_word_vectors", action="store_const", const=False,
+                       default=None, help="conv1d: keep the word vectors as learned or read, instead of training them "
+                                          "with the model")
+    train.add_argument("--keep-last-epoch", dest="keep_best_epoch", action="store_const", const=False, default=None,
+                       help="end with the last epoch's weights, not the best epoch's by validation macro F1")
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("evaluate", help="measure a bundle on a labeled split")
@@ -144,8 +177,9 @@ def run_train(args: argparse.Namespace) -> int:
     from textpipe.evaluation import format_report
     from textpipe.training import train
 
-    names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS] + ["mixed_precision"]
-    config = load_config(args.config, {name: getattr(args, name) for name in names})
+    names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS] + ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors"]
+    overrides = {name: getattr(args, name) for name in names}
+    config = load_config(args.config, overrides)
     check_bundle_target(config.output)  # before hours of training, not after
     data = load_training_data(config)
     held_out = "carved from train" if data.validation_from_train else "the dataset's validation split"
@@ -162,10 +196,22 @@ def run_train(args: argparse.Namespace) -> int:
         )
     elif vectors:
         print(f"word vectors: learned by skip-gram in {vectors['seconds']:.1f} s")
+    print(describe_kept_epoch(bundle.kept_epoch))
     path = save_bundle(bundle, config.output)
     print(f"\nvalidation metrics\n{format_report(bundle.metrics['validation'])}\n")
     print(f"bundle saved to {path}" if bundle.is_chief else f"bundle left to the chief worker, which saves it to {path}")
     return 0
+
+
+def describe_kept_epoch(kept: dict) -> str:
+    """One line: which epoch's weights the bundle holds, and why."""
+    stop = "stopped early, " if kept["stopped_early"] else ""
+    if kept["selected_by"] == "last epoch":
+        return f"kept the last epoch's weights ({stop}epoch {kept['epoch']})"
+    return (
+        f"kept epoch {kept['epoch']} of {kept['last_epoch']} ({stop}best {kept['selected_by']}: "
+        f"{kept.get('score', float('nan')):.4f})"
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """One frozen settings object, built from defaults, then a TOML file, then explicit overrides.
 
-The defaults are the reference model's numbers; every one of them can be overridden.
+The defaults are the reference model's numbers; every one of them can be overridden. A preset (presets.py)
+fills the settings that neither the file nor the overrides give.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from textpipe.errors import ConfigError
+from textpipe.presets import AUTO, PRESETS, preset_settings
 
 MODELS = ("lstm", "conv1d")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
@@ -27,9 +29,13 @@ class Config:
     label_column: str | None = None
     validation_fraction: float = 0.1
 
-    # Preprocessing.
-    vocab_size: int = 1024  # includes the padding token "" and "[UNK]"
-    sequence_length: int = 64
+    # A named set of settings under the file's and the flags' (see presets.py): "seed" or "accurate".
+    preset: str = "seed"
+
+    # Settings left at None take the preset's value (the reference model's under "seed", see presets.py).
+    # Preprocessing. "auto": chosen from the training texts when training starts.
+    vocab_size: int | str | None = None  # seed: 1024, including the padding token "" and "[UNK]"
+    sequence_length: int | str | None = None  # seed: 64
 
     # Model.
     model: str = "lstm"
@@ -41,12 +47,19 @@ class Config:
     word_vectors: str | None = None
     word_vector_dim: int = 100
     skipgram_epochs: int = 5
+    # Train the table with the rest of the model (it starts from the learned or read vectors); False keeps it
+    # frozen, as the reference model did.
+    fine_tune_word_vectors: bool = True
 
     # Training.
-    epochs: int = 10
-    batch_size: int = 16
+    epochs: int | None = None  # seed: 10, a maximum (see patience)
+    batch_size: int | None = None  # seed: 16
     learning_rate: float = 0.001  # RMSprop's own default
-    patience: int | None = None  # early stopping on validation loss; None trains all epochs
+    # `epochs` is a maximum: training stops after `patience` epochs without a better validation macro F1
+    # (0 or None: it runs every epoch), and ends with the weights of its best epoch by that score
+    # (keep_best_epoch=False: the last epoch's, as the reference model did).
+    patience: int | None = 3
+    keep_best_epoch: bool = True
     seed: int = 42
     # tf.distribute strategy: "auto" mirrors over all GPUs when there are several, else runs as "default".
     # batch_size is per replica; the global batch is batch_size times the number of replicas.
@@ -61,14 +74,23 @@ class Config:
     log_dir: str | None = None
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        for name, value in preset_settings(self.preset).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)  # frozen: this is construction, not a change
         for field in dataclasses.fields(self):
             _check_type(field.name, getattr(self, field.name), _HINTS[field.name])
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.model not in MODELS:
             raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        _check_at_least("vocab_size", self.vocab_size, 3)
-        _check_at_least("sequence_length", self.sequence_length, 1)
+        for name, low in (("vocab_size", 3), ("sequence_length", 1)):
+            value = getattr(self, name)
+            if isinstance(value, str) and value != AUTO:
+                raise ConfigError(f"{name} must be a number or {AUTO!r}, got {value!r}")
+            if not isinstance(value, str):
+                _check_at_least(name, value, low)
         _check_at_least("embedding_dim", self.embedding_dim, 1)
         _check_at_least("lstm_units", self.lstm_units, 1)
         _check_at_least("word_vector_dim", self.word_vector_dim, 1)
@@ -78,7 +100,7 @@ class Config:
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.patience is not None:
-            _check_at_least("patience", self.patience, 1)
+            _check_at_least("patience", self.patience, 0)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.validation_fraction < 1.0:
@@ -88,7 +110,7 @@ class Config:
         if self.model == "conv1d":
             from textpipe.models import conv1d_min_length  # here, not at the top: models imports config
 
-            if self.sequence_length < conv1d_min_length():
+            if self.sequence_length != AUTO and self.sequence_length < conv1d_min_length():
                 raise ConfigError(
                     f"the conv1d model needs sequence_length >= {conv1d_min_length()} for its convolutions "
                     f"and pooling, got {self.sequence_length}"

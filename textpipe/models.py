@@ -12,6 +12,7 @@ import numpy as np
 
 from textpipe.config import Config
 from textpipe.layers import TokenAveragePooling1D, TrimPadding
+from textpipe.metrics import MacroF1
 
 
 def build_model(
@@ -71,7 +72,8 @@ def conv1d_stack() -> list[keras.layers.Layer]:
 def build_conv1d(
     config: Config, n_classes: int, word_vectors: np.ndarray | None, fixed_length: bool = False
 ) -> keras.Model:
-    """Token ids -> frozen word vectors -> the convolution stack -> average over real tokens -> head."""
+    """Token ids -> word vectors (fine-tuned, or frozen) -> the convolution stack -> average over real tokens
+    -> head."""
     if word_vectors is None or word_vectors.ndim != 2 or word_vectors.shape[1] != config.word_vector_dim:
         shape = None if word_vectors is None else word_vectors.shape
         raise ValueError(f"the conv1d model needs a (vocabulary, {config.word_vector_dim}) word-vector table, got {shape}")
@@ -82,7 +84,8 @@ def build_conv1d(
     # then sees the same inputs however wide the batch is.
     shortest = config.sequence_length if fixed_length else field
     trimmed = TrimPadding(config.sequence_length, min_length=shortest, margin=field - 1, name="trim_padding")(ids)
-    x = keras.layers.Embedding(*word_vectors.shape, trainable=False, name="word_vectors")(trimmed)
+    table = keras.layers.Embedding(*word_vectors.shape, trainable=config.fine_tune_word_vectors, name="word_vectors")
+    x = table(trimmed)
     for layer in stack:
         x = layer(x)
     # The seed's GlobalAveragePooling1D would average over padding too, so a text's score would depend on
@@ -126,5 +129,5 @@ def compile_model(model: keras.Model, config: Config, n_classes: int) -> None:
     model.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
         loss=loss,
-        metrics=["accuracy"],
+        metrics=["accuracy", MacroF1(n_classes)],
     )

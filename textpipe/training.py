@@ -19,6 +19,7 @@ from textpipe.embeddings import read_word_vectors, train_word_vectors
 from textpipe.errors import ConfigError
 from textpipe.evaluation import evaluate
 from textpipe.models import build_model
+from textpipe.presets import resolve_auto
 from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize
 
 
@@ -36,6 +37,8 @@ def train(
     `warm_start`: continue from that bundle's vocabulary and weights (and word vectors) instead of a fresh
     start; raises ConfigError saying why when its classes or architecture differ from this run's.
     """
+    # Settings left to the data ("auto") are chosen here, from the training texts, and saved with the bundle.
+    config = resolve_auto(config, data.train.texts, warm_start)
     # First: a multi-worker strategy must exist before TensorFlow runs any op in this process.
     strategy = distribution_strategy(config.strategy)
     # Seeds Python, NumPy and TensorFlow: same seed, data and config give the same model on CPU.
@@ -55,7 +58,8 @@ def train(
         adapt_vectorizer(vectorizer, data.train.texts)
     table, vector_report = None, {}
     if config.model == "conv1d" and warm_start is not None:
-        table, vector_report = warm_start.word_vector_table(), dict(warm_start.word_vectors)
+        table = warm_start.word_vector_table()
+        vector_report = {**warm_start.word_vectors, "fine_tuned": config.fine_tune_word_vectors}
     elif config.model == "conv1d":
         table, vector_report = word_vector_table(config, vectorizer, data.train.texts, verbose)
 
@@ -73,9 +77,10 @@ def train(
     with strategy.scope():
         classifier = build_model(config, len(data.class_names), word_vectors=table)
         if warm_start is not None:
-            # The trainable weights, in order: the same list in every bundle format (a conv1d model's frozen
-            # word vectors came with `table`, and format 1 kept them outside the classifier).
-            for variable, value in zip(classifier.trainable_weights, warm_start.classifier.trainable_weights):
+            # The trainable weights other than the word vectors, in order: the same list in every bundle
+            # format. A conv1d model's word vectors, fine-tuned or frozen, came with `table` (format 1 kept
+            # them outside the classifier).
+            for variable, value in zip(_layer_weights(classifier), _layer_weights(warm_start.classifier)):
                 variable.assign(value)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _fit_under_multiworker(classifier)
@@ -94,10 +99,15 @@ def train(
         vocabulary_size=vectorizer.vocabulary_size(),
         history={k: [float(v) for v in values] for k, values in history.history.items()},
         word_vectors=vector_report,
+        kept_epoch=kept_epoch(fit_callbacks, history),
         is_chief=is_chief(strategy),
     )
     bundle.metrics = {"validation": evaluate(bundle, data.validation)}
     return bundle
+
+
+def _layer_weights(classifier: keras.Model) -> list[keras.Variable]:
+    return [w for layer in classifier.layers if layer.name != "word_vectors" for w in layer.trainable_weights]
 
 
 def word_vector_table(
@@ -131,6 +141,7 @@ def word_vector_table(
         )
         report = {"source": "skip-gram", "epochs": config.skipgram_epochs}
     report["seconds"] = round(time.perf_counter() - start, 2)
+    report["fine_tuned"] = config.fine_tune_word_vectors
     return table, report
 
 
@@ -221,6 +232,38 @@ def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) 
         )
 
 
+# The score that picks the epoch to keep: validation loss is noisy at small batches and often bottoms out in
+# the first epoch, before the model has learned the minority classes; macro F1 weighs every class equally and
+# does not move with the confidence of predictions that stay right or wrong.
+SELECTION_METRIC = "val_macro_f1"
+
+
+def best_epoch_callback(config: Config) -> keras.callbacks.EarlyStopping:
+    """Stops after `config.patience` epochs without a better SELECTION_METRIC (never, when 0 or None) and, with
+    `config.keep_best_epoch`, restores the best epoch's weights when training ends."""
+    return keras.callbacks.EarlyStopping(
+        monitor=SELECTION_METRIC,
+        mode="max",
+        patience=config.patience or config.epochs,
+        restore_best_weights=config.keep_best_epoch,
+    )
+
+
+def kept_epoch(callbacks: Sequence[keras.callbacks.Callback], history: keras.callbacks.History) -> dict[str, Any]:
+    """Which epoch's weights the model ended with (1-based, counting epochs of a run resumed from a backup),
+    the last epoch run, and the score that chose it."""
+    last = history.epoch[-1] + 1 if history.epoch else 0
+    stopper = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+    kept = {"epoch": last, "last_epoch": last, "selected_by": "last epoch", "stopped_early": False}
+    if stopper is not None:
+        kept["stopped_early"] = stopper.stopped_epoch > 0
+        if stopper.restore_best_weights and stopper.best_weights is not None:
+            kept.update(epoch=stopper.best_epoch + 1, selected_by=SELECTION_METRIC)
+    if kept["epoch"] - 1 in history.epoch:
+        kept["score"] = float(history.history[SELECTION_METRIC][history.epoch.index(kept["epoch"] - 1)])
+    return kept
+
+
 def _callbacks(config: Config, strategy: tf.distribute.Strategy) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = []
     if config.backup_dir is not None:
@@ -231,12 +274,8 @@ def _callbacks(config: Config, strategy: tf.distribute.Strategy) -> list[keras.c
         task = "local" if resolver is None or resolver.task_type is None else f"{resolver.task_type}-{resolver.task_id}"
         folder = os.path.join(config.backup_dir, task)
         callbacks.append(keras.callbacks.BackupAndRestore(folder))
-    if config.patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True
-            )
-        )
+    if config.patience or config.keep_best_epoch:
+        callbacks.append(best_epoch_callback(config))
     if config.log_dir is not None:
         if importlib.util.find_spec("tensorboard") is None:
             raise ConfigError("log_dir needs TensorBoard: pip install 'textpipe[tensorboard]'")

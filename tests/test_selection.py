@@ -1,0 +1,116 @@
+"""Choosing what a run ends with: the best epoch by validation macro F1, presets, settings from the data."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from conftest import TINY_SETTINGS
+from textpipe.bundle import load_bundle, save_bundle
+from textpipe.cli import main
+from textpipe.config import Config, load_config
+from textpipe.errors import ConfigError
+from textpipe.metrics import MacroF1
+from textpipe.presets import MAX_AUTO_LENGTH, auto_settings, words
+from textpipe.training import train
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_macro_f1_matches_scikit_learn_over_several_batches(n_classes):
+    rng = np.random.default_rng(n_classes)
+    labels = rng.integers(0, n_classes, size=300)
+    labels[labels == n_classes - 1] = 0  # one class never present: it counts as 0, as in evaluate()
+    if n_classes == 2:
+        probabilities = rng.random((300, 1)).astype(np.float32)
+        predicted = (probabilities[:, 0] > 0.5).astype(int)
+    else:
+        probabilities = rng.dirichlet(np.ones(n_classes), size=300).astype(np.float32)
+        predicted = probabilities.argmax(axis=1)
+    metric = MacroF1(n_classes)
+    for start in range(0, 300, 64):
+        metric.update_state(labels[start:start + 64], probabilities[start:start + 64])
+    expected = f1_score(labels, predicted, labels=list(range(n_classes)), average="macro", zero_division=0)
+    assert abs(float(metric.result()) - expected) < 1e-6
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+
+
+def test_training_keeps_its_best_epoch_and_stops_after_patience(tiny_data):
+    # Flipped validation labels: the better the model learns train, the worse it does on validation, so the
+    # best epoch is an early one and training stops `patience` epochs after it.
+    flipped = dataclasses.replace(tiny_data.validation, labels=1 - tiny_data.validation.labels)
+    data = dataclasses.replace(tiny_data, validation=flipped)
+    bundle = train(Config(**{**TINY_SETTINGS, "epochs": 12, "patience": 2}), data)
+    scores = bundle.history["val_macro_f1"]
+    best = int(np.argmax(scores))  # the first of equal scores
+    assert len(scores) == best + 3 < 12
+    assert bundle.kept_epoch == {"epoch": best + 1, "last_epoch": best + 3, "selected_by": "val_macro_f1",
+                                 "stopped_early": True, "score": scores[best]}
+    # The weights kept are that epoch's: the model scores the same macro F1 on validation again.
+    assert abs(bundle.metrics["validation"]["macro_f1"] - scores[best]) < 1e-6
+
+
+def test_without_patience_every_epoch_runs_and_the_last_can_be_kept(tiny_data):
+    bundle = train(Config(**{**TINY_SETTINGS, "epochs": 3, "patience": 0, "keep_best_epoch": False}), tiny_data)
+    assert len(bundle.history["loss"]) == 3
+    assert bundle.kept_epoch["epoch"] == 3 and bundle.kept_epoch["selected_by"] == "last epoch"
+    assert abs(bundle.metrics["validation"]["macro_f1"] - bundle.history["val_macro_f1"][-1]) < 1e-6
+
+
+def test_kept_epoch_survives_a_save(tiny_bundle, tmp_path):
+    reloaded = load_bundle(save_bundle(tiny_bundle, tmp_path / "m"))
+    assert reloaded.kept_epoch == tiny_bundle.kept_epoch and reloaded.kept_epoch["epoch"] >= 1
+
+
+def test_presets_fill_only_the_settings_not_given(tmp_path):
+    seed = Config()
+    assert (seed.preset, seed.vocab_size, seed.sequence_length, seed.batch_size, seed.epochs) == ("seed", 1024, 64, 16, 10)
+    accurate = Config(preset="accurate")
+    assert (accurate.vocab_size, accurate.sequence_length, accurate.batch_size) == ("auto", "auto", 32)
+    # A value given explicitly wins, even when it is the seed's own.
+    assert Config(preset="accurate", sequence_length=64).sequence_length == 64
+    path = tmp_path / "settings.toml"
+    path.write_text('preset = "accurate"\nbatch_size = 16\n')
+    from_file = load_config(path, {"vocab_size": 1024})
+    assert (from_file.batch_size, from_file.vocab_size, from_file.sequence_length) == (16, 1024, "auto")
+    assert Config.from_dict(accurate.to_dict()) == accurate
+    with pytest.raises(ConfigError, match="preset must be one of seed, accurate"):
+        Config(preset="fast")
+    with pytest.raises(ConfigError, match="sequence_length must be a number or 'auto'"):
+        Config(sequence_length="long")
+
+
+def test_auto_settings_follow_the_training_texts():
+    texts = ["Alpha, beta!"] * 17 + ["gamma " * 40, "delta " * 300, "once"]
+    assert words(texts[0]) == ["alpha", "beta"]
+    lstm = auto_settings(texts, "lstm")
+    # alpha, beta, gamma, delta are seen twice or more; "once" is not. Plus padding and [UNK].
+    assert lstm["vocab_size"] == 6
+    # 19 of the 20 texts (95%) have at most 40 words, a multiple of 8.
+    assert lstm["sequence_length"] == 40
+    assert auto_settings(texts + ["gamma " * 41], "lstm")["sequence_length"] == 48  # 20 of 21: rounded up
+    assert auto_settings(["word " * 5000] * 3, "lstm")["sequence_length"] == MAX_AUTO_LENGTH["lstm"]
+    assert auto_settings(["a b", "a b"], "conv1d")["sequence_length"] == 19  # the conv1d stack's minimum
+
+
+def test_accurate_preset_resolves_auto_from_the_data_and_saves_numbers(tiny_data, tmp_path, capsys):
+    settings = {k: v for k, v in TINY_SETTINGS.items() if k not in ("vocab_size", "sequence_length")}
+    bundle = train(Config(**{**settings, "preset": "accurate", "epochs": 2}), tiny_data)
+    expected = auto_settings(tiny_data.train.texts, "lstm")
+    assert bundle.config.vocab_size == expected["vocab_size"] == bundle.vocabulary_size
+    assert bundle.config.sequence_length == expected["sequence_length"] == 16  # texts of up to 12 words
+    # A warm start takes the starting bundle's numbers: its weights are shaped by them.
+    again = train(Config(**{**settings, "preset": "accurate", "epochs": 1}), tiny_data, warm_start=bundle)
+    assert (again.config.vocab_size, again.config.sequence_length) == (expected["vocab_size"], 16)
+
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(tiny_data.train.texts, tiny_data.train.labels)))
+    status = main(["train", "--dataset", str(data), "--preset", "accurate", "--sequence-length", "12",
+                   "--epochs", "2", "--embedding-dim", "8", "--lstm-units", "8", "--output", str(tmp_path / "m")])
+    out = capsys.readouterr().out
+    assert status == 0 and "kept epoch" in out
+    saved = load_bundle(tmp_path / "m").config
+    assert (saved.preset, saved.sequence_length, saved.batch_size) == ("accurate", 12, 32)
+    # Chosen from the 90% of the file left for training once validation is carved out.
+    assert isinstance(saved.vocab_size, int) and 3 < saved.vocab_size <= expected["vocab_size"]

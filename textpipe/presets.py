@@ -1,0 +1,82 @@
+"""Presets: named layers of settings between the defaults and the user's own, and the settings chosen from the
+training texts ("auto").
+
+`--preset seed` (the default) is the reference model's numbers. `--preset accurate` lets the data choose the
+vocabulary and the sequence length and trains longer in larger batches (the best epoch is kept either way).
+A setting given in a config file, as a flag or to `Config` always wins over the preset: a preset fills only
+the settings left at None.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import string
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The reference model's numbers.
+    "seed": {"vocab_size": 1024, "sequence_length": 64, "batch_size": 16, "epochs": 10},
+    "accurate": {"vocab_size": "auto", "sequence_length": "auto", "batch_size": 32, "epochs": 15},
+}
+AUTO = "auto"
+AUTO_SETTINGS = ("vocab_size", "sequence_length")
+
+# "auto" vocabulary: every word seen at least MIN_WORD_COUNT times in the training texts (a word seen once
+# cannot be learned from: it is in one text), up to MAX_AUTO_VOCABULARY.
+MIN_WORD_COUNT = 2
+MAX_AUTO_VOCABULARY = 20_000
+# "auto" sequence length: long enough for LENGTH_COVERAGE of the training texts, rounded up to a multiple of 8,
+# at most MAX_AUTO_LENGTH per model. The lstm reads one position after another, so its cost per text grows with
+# the length it reads; the conv1d model reads all positions at once.
+LENGTH_COVERAGE = 0.95
+MAX_AUTO_LENGTH = {"lstm": 256, "conv1d": 512}
+
+# What the vectorizer's "lower_and_strip_punctuation" strips.
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def preset_settings(name: str) -> dict[str, Any]:
+    """The settings preset `name` gives, for every setting that some preset sets."""
+    return {**PRESETS["seed"], **PRESETS[name]}
+
+
+def words(text: str) -> list[str]:
+    """The words the vectorizer makes of `text` (lower-cased, punctuation stripped, split on whitespace)."""
+    return text.lower().translate(_PUNCTUATION).split()
+
+
+def auto_settings(texts: Iterable[str], model: str) -> dict[str, int]:
+    """The vocabulary size and sequence length the training `texts` call for (see MIN_WORD_COUNT and
+    LENGTH_COVERAGE)."""
+    from textpipe.models import conv1d_min_length  # here: models imports config, which imports this
+
+    counts: collections.Counter[str] = collections.Counter()
+    lengths = []
+    for text in texts:
+        tokens = words(str(text))
+        counts.update(tokens)
+        lengths.append(len(tokens))
+    frequent = sum(1 for n in counts.values() if n >= MIN_WORD_COUNT)
+    length = int(np.ceil(np.quantile(lengths, LENGTH_COVERAGE, method="inverted_cdf") / 8) * 8) if lengths else 8
+    shortest = conv1d_min_length() if model == "conv1d" else 8
+    return {
+        "vocab_size": int(min(frequent + 2, MAX_AUTO_VOCABULARY)),  # + padding and [UNK]
+        "sequence_length": int(np.clip(length, shortest, MAX_AUTO_LENGTH[model])),
+    }
+
+
+def resolve_auto(config, texts: Iterable[str], start=None):
+    """`config` with every "auto" setting replaced: by the starting bundle's value when warm-starting (its
+    weights are shaped by them), else by what the training `texts` call for."""
+    auto = [name for name in AUTO_SETTINGS if getattr(config, name) == AUTO]
+    if not auto:
+        return config
+    chosen = (
+        {name: getattr(start.config, name) for name in AUTO_SETTINGS}
+        if start is not None
+        else auto_settings(texts, config.model)
+    )
+    return dataclasses.replace(config, **{name: chosen[name] for name in auto})
