@@ -90,7 +90,9 @@ def main() -> int:
                 for method in data["methods"].values():
                     method.update(command=stamp["command"], date=stamp["date"], textpipe=stamp["textpipe"])
                 before = earlier.get(name, {})
-                kept = {method: run for method, run in before.get("methods", {}).items() if method in METHODS}
+                # Only results of this textpipe version: what a method's settings mean changes between them.
+                kept = {method: run for method, run in before.get("methods", {}).items()
+                        if method in METHODS and run.get("textpipe") == stamp["textpipe"]}
                 for method in kept.values():
                     method.setdefault("command", before.get("command"))
                     method.setdefault("date", before.get("date"))

@@ -95,6 +95,9 @@ def test_bundles_of_format_1_load_and_predict_as_before(name):
     bundle = load_bundle(FORMAT1 / name)
     assert bundle.format_version == 1
     np.testing.assert_allclose(bundle.predict_proba(expected["texts"]), expected[name], atol=1e-6)
+    # Settings added later read as what that version did: every epoch run and the last kept, frozen vectors.
+    assert bundle.config.patience is None and not bundle.config.keep_best_epoch
+    assert not bundle.config.fine_tune_word_vectors
     assert bundle.word_vector_table().shape[0] == bundle.vocabulary_size
 
 

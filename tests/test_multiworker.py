@@ -114,7 +114,7 @@ def test_two_workers_train_the_same_model_and_only_the_chief_writes_it(tmp_path)
 
     dataset = write_csv(tmp_path / "train.csv", 480, seed=1)
     output = tmp_path / "model"
-    settings = {**TINY_SETTINGS, "epochs": 6, "strategy": "multiworker", "dataset": str(dataset),
+    settings = {**TINY_SETTINGS, "epochs": 6, "patience": 0, "strategy": "multiworker", "dataset": str(dataset),
                 "output": str(output), "backup_dir": str(tmp_path / "backup")}
     chief, worker = run_cluster(tmp_path, settings)
 
@@ -136,7 +136,7 @@ def test_two_workers_train_the_same_model_and_only_the_chief_writes_it(tmp_path)
 def test_a_restarted_cluster_resumes_from_the_workers_backups(tmp_path):
     dataset = write_csv(tmp_path / "train.csv", 480, seed=1)
     backup = tmp_path / "backup"
-    settings = {**TINY_SETTINGS, "epochs": 6, "strategy": "multiworker", "dataset": str(dataset),
+    settings = {**TINY_SETTINGS, "epochs": 6, "patience": 0, "strategy": "multiworker", "dataset": str(dataset),
                 "output": str(tmp_path / "model"), "backup_dir": str(backup)}
     assert run_cluster(tmp_path, settings, crash_at=4) is None
     assert sorted(p.name for p in backup.iterdir()) == ["worker-0", "worker-1"]  # one backup per worker

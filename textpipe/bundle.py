@@ -213,7 +213,7 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{path} has bundle format {version!r}; this textpipe reads up to {FORMAT_VERSION}: upgrade textpipe"
         )
     try:
-        config = Config.from_dict(meta["config"], origin=str(path / META_FILE))
+        config = Config.from_dict(_with_earlier_defaults(meta["config"]), origin=str(path / META_FILE))
         class_names = tuple(meta["class_names"])
         vocabulary_size = int(meta["vocabulary_size"])
     except (KeyError, TypeError, ValueError, ConfigError) as e:
@@ -234,6 +234,16 @@ def load_bundle(path: str | Path) -> Bundle:
         model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}),
         meta.get("word_vectors", {}), meta.get("kept_epoch", {}), format_version=version,
     )
+
+
+def _with_earlier_defaults(settings: Any) -> Any:
+    """Settings saved before textpipe 0.3, which lack the ones it added, with the values those versions
+    trained with: every epoch run, the last kept unless early stopping on validation loss restored another,
+    frozen word vectors."""
+    if not isinstance(settings, dict):
+        return settings
+    earlier = {"keep_best_epoch": settings.get("patience") is not None, "fine_tune_word_vectors": False}
+    return {**earlier, **settings} if "keep_best_epoch" not in settings else settings
 
 
 def _write_json(path: Path, value: Any) -> None:

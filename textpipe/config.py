@@ -32,7 +32,8 @@ class Config:
     # A named set of settings under the file's and the flags' (see presets.py): "seed" or "accurate".
     preset: str = "seed"
 
-    # Settings left at None take the preset's value (the reference model's under "seed", see presets.py).
+    # Settings left at None take the preset's value (the reference model's under "seed", see presets.py) when
+    # the Config is built: dataclasses.replace(config, preset=...) keeps the values already filled in.
     # Preprocessing. "auto": chosen from the training texts when training starts.
     vocab_size: int | str | None = None  # seed: 1024, including the padding token "" and "[UNK]"
     sequence_length: int | str | None = None  # seed: 64

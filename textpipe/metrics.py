@@ -44,7 +44,7 @@ class MacroF1(keras.metrics.Metric):
 
     def reset_state(self):
         for variable in (self.true_positives, self.predicted, self.actual):
-            variable.assign(ops.zeros_like(variable))
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def get_config(self):
         return {**super().get_config(), "n_classes": self.n_classes}

@@ -63,7 +63,7 @@ def auto_settings(texts: Iterable[str], model: str) -> dict[str, int]:
     length = int(np.ceil(np.quantile(lengths, LENGTH_COVERAGE, method="inverted_cdf") / 8) * 8) if lengths else 8
     shortest = conv1d_min_length() if model == "conv1d" else 8
     return {
-        "vocab_size": int(min(frequent + 2, MAX_AUTO_VOCABULARY)),  # + padding and [UNK]
+        "vocab_size": int(np.clip(frequent + 2, 3, MAX_AUTO_VOCABULARY)),  # + padding and [UNK]
         "sequence_length": int(np.clip(length, shortest, MAX_AUTO_LENGTH[model])),
     }
 

@@ -22,7 +22,8 @@ Decisions: sources need identical class names. A source without a labeled test s
 (a single file has none); another eval_split must exist in every source. Promote when there is no production
 or candidate[metric] >= production[metric] + margin. A production with other classes cannot be judged on these
 labels, so it is kept. A warm start that check_warm_start refuses falls back to a fresh start and the reason is
-reported. --dry-run never promotes. Resuming restarts EarlyStopping's patience (Keras does not back it up).
+reported. --dry-run never promotes. Resuming restarts the choice of the best epoch and its patience (Keras does
+not back them up): the epoch kept is the best of those run after the resume.
 Exit status: 0 promoted or rolled back; 3 production kept (every dry run too); 2 bad config, data or bundle
 (TextpipeError); 1 another run holds the lock, or any other failure; 130 interrupted.
 """

@@ -238,10 +238,15 @@ def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) 
 SELECTION_METRIC = "val_macro_f1"
 
 
+class EpochSelection(keras.callbacks.EarlyStopping):
+    """textpipe's own early stopping, told apart from any EarlyStopping a caller adds."""
+
+
 def best_epoch_callback(config: Config) -> keras.callbacks.EarlyStopping:
     """Stops after `config.patience` epochs without a better SELECTION_METRIC (never, when 0 or None) and, with
-    `config.keep_best_epoch`, restores the best epoch's weights when training ends."""
-    return keras.callbacks.EarlyStopping(
+    `config.keep_best_epoch`, restores the best epoch's weights when training ends. After a resume from
+    `backup_dir` the choice starts afresh: Keras does not back up this callback's state."""
+    return EpochSelection(
         monitor=SELECTION_METRIC,
         mode="max",
         patience=config.patience or config.epochs,
@@ -253,14 +258,15 @@ def kept_epoch(callbacks: Sequence[keras.callbacks.Callback], history: keras.cal
     """Which epoch's weights the model ended with (1-based, counting epochs of a run resumed from a backup),
     the last epoch run, and the score that chose it."""
     last = history.epoch[-1] + 1 if history.epoch else 0
-    stopper = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+    stopper = next((c for c in callbacks if isinstance(c, EpochSelection)), None)
     kept = {"epoch": last, "last_epoch": last, "selected_by": "last epoch", "stopped_early": False}
     if stopper is not None:
         kept["stopped_early"] = stopper.stopped_epoch > 0
         if stopper.restore_best_weights and stopper.best_weights is not None:
             kept.update(epoch=stopper.best_epoch + 1, selected_by=SELECTION_METRIC)
-    if kept["epoch"] - 1 in history.epoch:
-        kept["score"] = float(history.history[SELECTION_METRIC][history.epoch.index(kept["epoch"] - 1)])
+    scores = history.history.get(SELECTION_METRIC, [])
+    if kept["epoch"] - 1 in history.epoch and len(scores) == len(history.epoch):
+        kept["score"] = float(scores[history.epoch.index(kept["epoch"] - 1)])
     return kept
 
 
