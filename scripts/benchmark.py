@@ -98,8 +98,8 @@ def main() -> int:
                     method.setdefault("date", before.get("date"))
                     method.setdefault("textpipe", "0.1.0")  # the only release before methods were stamped
                 data["methods"] = {**kept, **data["methods"]}
-                if data["pretrained_vectors"] is None:
-                    data["pretrained_vectors"] = before.get("pretrained_vectors")
+                if data["pretrained_vectors"] is None and "conv1d_accurate_vectors" in kept:
+                    data["pretrained_vectors"] = before.get("pretrained_vectors")  # the vectors it used
             merged = {**earlier, **accuracy["datasets"]}
             accuracy["datasets"] = {name: merged[name] for name in DATASETS if name in merged}
             results["accuracy"] = {**stamp, **accuracy}

@@ -47,6 +47,12 @@ def mean_sd(stats: dict, scale: float = 100.0) -> str:
     return f"{stats['mean'] * scale:.1f} ± {stats['std'] * scale:.1f}"
 
 
+def span(values: list[int]) -> str:
+    """'24' when every seed chose the same number, else '3,591–3,628'."""
+    low, high = min(values), max(values)
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+
+
 def render_accuracy(section: dict) -> str:
     lines = [
         "## Accuracy against TF-IDF + logistic regression\n",
@@ -73,7 +79,8 @@ def render_accuracy(section: dict) -> str:
         vectors = (f" `--word-vectors` learned on {vectors['texts']:,} texts in {vectors['seconds']:,.0f} s."
                    if vectors else "")
         chosen = "; ".join(
-            f"{key.split('_')[0]} {', '.join(sorted({str(s['vocab_size']) + ' words, length ' + str(s['sequence_length']) for s in m['settings']}))}"
+            f"{key.split('_')[0]} {span([s['vocab_size'] for s in m['settings']])} words, length "
+            f"{span([s['sequence_length'] for s in m['settings']])}"
             for key, m in data["methods"].items() if key.endswith("_accurate") and "settings" in m
         )
         chosen = f" `--preset accurate` chose: {chosen}." if chosen else ""
