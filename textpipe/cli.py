@@ -205,13 +205,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 def describe_kept_epoch(kept: dict) -> str:
     """One line: which epoch's weights the bundle holds, and why."""
-    stop = "stopped early, " if kept["stopped_early"] else ""
+    stopped = "; stopped early" if kept["stopped_early"] else ""
     if kept["selected_by"] == "last epoch":
-        return f"kept the last epoch's weights ({stop}epoch {kept['epoch']})"
-    return (
-        f"kept epoch {kept['epoch']} of {kept['last_epoch']} ({stop}best {kept['selected_by']}: "
-        f"{kept.get('score', float('nan')):.4f})"
-    )
+        return f"kept the last epoch's weights (epoch {kept['epoch']}{stopped})"
+    score = f" {kept['score']:.4f}" if "score" in kept else ""
+    return f"kept epoch {kept['epoch']} of {kept['last_epoch']} (best validation macro F1{score}{stopped})"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
