@@ -93,10 +93,6 @@ def main() -> int:
                 # Only results of this textpipe version: what a method's settings mean changes between them.
                 kept = {method: run for method, run in before.get("methods", {}).items()
                         if method in METHODS and run.get("textpipe") == stamp["textpipe"]}
-                for method in kept.values():
-                    method.setdefault("command", before.get("command"))
-                    method.setdefault("date", before.get("date"))
-                    method.setdefault("textpipe", "0.1.0")  # the only release before methods were stamped
                 data["methods"] = {**kept, **data["methods"]}
                 if data["pretrained_vectors"] is None and "conv1d_accurate_vectors" in kept:
                     data["pretrained_vectors"] = before.get("pretrained_vectors")  # the vectors it used

@@ -243,7 +243,7 @@ def _with_earlier_defaults(settings: Any) -> Any:
     if not isinstance(settings, dict):
         return settings
     earlier = {"keep_best_epoch": settings.get("patience") is not None, "fine_tune_word_vectors": False}
-    return {**earlier, **settings} if "keep_best_epoch" not in settings else settings
+    return {**earlier, **settings}
 
 
 def _write_json(path: Path, value: Any) -> None:

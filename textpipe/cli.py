@@ -53,26 +53,22 @@ TRAIN_SETTINGS = [
 ]
 
 
-def _patience(value: str) -> int:
-    """An epoch count, or 0 for "off": no early stopping."""
-    if value.strip().lower() in ("off", "none"):
-        return 0
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of epochs or off, got {value!r}") from None
+def _int_or(meaning: int | str, *words: str):
+    """An argparse type: a whole number, or one of `words` (any case), which stand for `meaning`."""
+
+    def parse(value: str) -> int | str:
+        if value.strip().lower() in words:
+            return meaning
+        try:
+            return int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number or {words[0]}, got {value!r}") from None
+
+    return parse
 
 
-def _auto_int(value: str) -> int | str:
-    if value.strip().lower() == "auto":
-        return "auto"
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
-
-
-PARSERS = {"patience": _patience, "auto_int": _auto_int}
+# "off" is patience 0: no early stopping. "auto": chosen from the training texts.
+PARSERS = {"patience": _int_or(0, "off", "none"), "auto_int": _int_or("auto", "auto")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,9 +173,9 @@ def run_train(args: argparse.Namespace) -> int:
     from textpipe.evaluation import format_report
     from textpipe.training import train
 
-    names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS] + ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors"]
-    overrides = {name: getattr(args, name) for name in names}
-    config = load_config(args.config, overrides)
+    names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
+    names += ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors"]
+    config = load_config(args.config, {name: getattr(args, name) for name in names})
     check_bundle_target(config.output)  # before hours of training, not after
     data = load_training_data(config)
     held_out = "carved from train" if data.validation_from_train else "the dataset's validation split"

@@ -21,8 +21,9 @@ def build_model(
     """Build and compile the model `config.model` names, with a head for `n_classes` classes.
 
     The conv1d model reads words through `word_vectors`, a (vocabulary, word_vector_dim) table that it starts
-    from (and fine-tunes unless config.fine_tune_word_vectors is False). `fixed_length` pads every batch to sequence_length instead of cutting it to its longest text, as
-    textpipe 0.1 did: the same results at a higher cost, kept as the baseline benchmarks compare against.
+    from (and fine-tunes unless config.fine_tune_word_vectors is False). `fixed_length` pads every batch to
+    sequence_length instead of cutting it to its longest text, as textpipe 0.1 did: the same results at a
+    higher cost, kept as the baseline benchmarks compare against.
     Call this inside the training strategy's scope, so that weights and optimizer state live on its replicas.
     """
     previous = keras.mixed_precision.dtype_policy()

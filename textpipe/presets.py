@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import string
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 
