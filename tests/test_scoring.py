@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from textpipe.cli import main
-from textpipe.errors import DataError
+from textpipe.errors import DataError, PathError
 from textpipe.inputs import read_rows, resolve_inputs
 from textpipe.scoring import score_files
 
@@ -191,7 +191,7 @@ def test_byte_order_marks_half_characters_and_huge_fields(tiny_bundle, tmp_path)
 
 
 def test_output_folder_is_refused_before_work(tiny_bundle, mixed_inputs, tmp_path):
-    with pytest.raises(DataError, match="is a folder"):
+    with pytest.raises(PathError, match="is a folder"):
         score_files(tiny_bundle, [str(mixed_inputs[0])], tmp_path)
 
 

@@ -1,15 +1,18 @@
 """Write files and folders so that they appear complete or not at all.
 
 Everything is first written beside its target (same filesystem) and then renamed into place; a crash or
-Ctrl-C leaves the target as it was. Temporary files get the permissions a plain `open` would give them
+Ctrl-C leaves the target as it was, and a folder is swapped in one step where the OS allows it. Temporary files get the permissions a plain `open` would give them
 (mkstemp/mkdtemp would make them private to their owner).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator, TextIO
@@ -39,6 +42,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """An empty folder to fill; it replaces `path` (and whatever folder was there) when the block ends."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _recover(path)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         os.chmod(staging, 0o777 & ~_umask())
@@ -50,9 +54,17 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 
 def _replace_dir(new: Path, target: Path) -> None:
-    """Move the complete folder `new` to `target`; an old folder there is moved aside, then deleted."""
+    """Move the complete folder `new` to `target`, so that `target` holds a complete folder at every instant.
+
+    Where the OS can swap two paths in one step (Linux), it does; the old folder, now at `new`, is deleted.
+    Elsewhere the old folder is moved aside, then the new one in: a kill between the two leaves the old one
+    at `.NAME.old-*/NAME`, and the next writer puts it back first (see `_recover`).
+    """
     if not target.exists():
         os.replace(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     os.replace(target, old / target.name)
@@ -63,6 +75,34 @@ def _replace_dir(new: Path, target: Path) -> None:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(target: Path) -> None:
+    """Put back a folder that a killed `_replace_dir` left aside, when nothing took its place."""
+    if os.path.lexists(target):
+        return
+    for aside in sorted(target.parent.glob(f".{target.name}.old-*/{target.name}"), key=os.path.getmtime):
+        os.replace(aside, target)  # the newest one left aside, if several
+        return
+
+
+# renameat2(2) arguments: paths relative to the working directory, and "swap the two".
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step; False where the OS or the filesystem cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)  # glibc 2.28 and later
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # no such call, or not on this filesystem
+        return False
+    raise OSError(error, os.strerror(error), str(a), str(b))
 
 
 def _umask() -> int:

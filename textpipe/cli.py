@@ -171,12 +171,15 @@ def run_train(args: argparse.Namespace) -> int:
     from textpipe.config import load_config
     from textpipe.data import load_training_data
     from textpipe.evaluation import format_report
+    from textpipe.paths import check_training_paths
     from textpipe.training import train
 
     names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
     names += ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors"]
     config = load_config(args.config, {name: getattr(args, name) for name in names})
-    check_bundle_target(config.output)  # before hours of training, not after
+    # Before hours of training, not after.
+    check_training_paths(config)
+    check_bundle_target(config.output)
     data = load_training_data(config)
     held_out = "carved from train" if data.validation_from_train else "the dataset's validation split"
     print(
@@ -249,11 +252,14 @@ def run_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from textpipe.bundle import load_bundle
-    from textpipe.inputs import resolve_inputs
+    from textpipe.inputs import STDIN, resolve_inputs
+    from textpipe.paths import check_output_file
     from textpipe.scoring import parse_shard, score_files
 
     shard = parse_shard(args.shard) if args.shard is not None else None
-    resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)  # fail before loading
+    # Fail before loading the model.
+    specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)
+    check_output_file(args.output, [spec.path for spec in specs if spec.path != STDIN])
     bundle = load_bundle(args.bundle)
     with tqdm(unit=" rows", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
         summary = score_files(bundle, args.inputs, args.output, progress=bar.update, shard=shard, **_scoring_options(args))
@@ -318,6 +324,7 @@ def add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_retrain(args: argparse.Namespace) -> int:
     """Retrain or roll back; prints the outcome, returns 0 promoted/rolled back, 3 kept, 2 bad input, 1 other."""
+    from textpipe.paths import check_output_dir, check_output_file
     from textpipe.production import ProductionLocked, default_report_path, new_run_id
     from textpipe.retrain import load_settings, retrain, rollback
 
@@ -333,6 +340,11 @@ def run_retrain(args: argparse.Namespace) -> int:
         return fail(f"error: {e}", 2)
     run_id = new_run_id()
     report_path = Path(args.report) if args.report else default_report_path(settings.production, run_id)
+    try:  # before any work: a run must not promote a model and then fail on its report
+        check_output_file(report_path, what="report")
+        check_output_dir(settings.production, what="production")
+    except TextpipeError as e:
+        return fail(f"error: {e}", 2)
     try:
         if args.rollback:
             report = rollback(settings, run_id=run_id, report_path=report_path)
@@ -356,6 +368,8 @@ def run_retrain(args: argparse.Namespace) -> int:
         version = f" {'to' if args.rollback else 'as'} {report['version']}" if report.get("version") else ""
         print(f"{report['decision']}{version}: {report['reason']}")
         status = 0 if report["decision"] in ("promoted", "rolled back") else 3
+        if "report_error" in report:
+            print(f"retrain: warning: {report['report_error']}", file=sys.stderr)
     if report_path.is_file():
         print(f"report: {report_path}")
     return status

@@ -17,6 +17,10 @@ class DataError(TextpipeError):
     """A dataset cannot be loaded or is unusable (columns, labels, empty splits, bad text)."""
 
 
+class PathError(TextpipeError):
+    """A path to read or write cannot be used: a special file, a file where a folder must be, an input as output."""
+
+
 class BundleError(TextpipeError):
     """A saved model bundle is missing, incomplete or unreadable."""
 

@@ -130,7 +130,9 @@ def load_settings(path: str | Path) -> RetrainSettings:
 
 @contextlib.contextmanager
 def _recorded(settings: RetrainSettings, action: str, run_id: str | None, report_path: Path | None) -> Iterator[dict]:
-    """A report for the block, written atomically when the block ends, however it ends."""
+    """A report for the block, written atomically when the block ends, however it ends. Callers check the
+    report's path first (paths.check_output_file); should writing still fail, the report says so in
+    "report_error"."""
     run_id = run_id or new_run_id()
     path = Path(report_path) if report_path else default_report_path(settings.production, run_id)
     report: dict[str, Any] = {"run": run_id, "action": action, "report": str(path), "started": utc_now(),
@@ -146,9 +148,14 @@ def _recorded(settings: RetrainSettings, action: str, run_id: str | None, report
     finally:
         report["finished"] = utc_now()
         report["durations"]["total"] = round(time.perf_counter() - start, 2)
-        with atomic_file(path) as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
+        try:
+            with atomic_file(path) as f:
+                json.dump(report, f, indent=2)
+                f.write("\n")
+        except OSError as e:
+            # The run's outcome (a promotion, say) stands whether or not its record could be written: say so
+            # in the returned report rather than turn a done promotion into a failed run.
+            report["report_error"] = f"could not write the report to {path}: {one_line(e)}"
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ import dataclasses
 import io
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from textpipe.atomic import atomic_file
 from textpipe.bundle import Bundle, predict_by_length
 from textpipe.errors import DataError
 from textpipe.inputs import STDIN, InputRow, InputSpec, read_rows, resolve_inputs
+from textpipe.paths import check_output_file, is_null_device
 
 OUTPUT_FORMATS = ("jsonl", "csv")
 DEFAULT_BATCH = 512
@@ -184,9 +186,8 @@ def score_files(
     `progress`, if given, is called with the number of rows just written, batch by batch.
     """
     output_format = output_format_for(output, output_format)
-    if str(output) != STDIN and Path(output).is_dir():
-        raise DataError(f"output {output} is a folder; name a file to write the predictions to")
     specs = resolve_inputs(inputs, input_format, text_column, id_column)
+    check_output_file(output, [spec.path for spec in specs if spec.path != STDIN])
     summary = ScoreSummary()
     records = score_rows(
         bundle, specs, batch_size=batch_size, skip_empty=skip_empty, summary=summary, shard=shard
@@ -271,10 +272,13 @@ def record_formatter(
 
 @contextlib.contextmanager
 def _output_stream(output: str | Path) -> Iterator[TextIO]:
-    """Standard output for "-", else a file that appears only when complete."""
+    """Standard output for "-", the null device as it is, else a file that appears only when complete."""
     if str(output) == STDIN:
         yield sys.stdout
         sys.stdout.flush()
+    elif is_null_device(output):
+        with open(os.devnull, "w", encoding="utf-8") as f:
+            yield f
     else:
         with atomic_file(output) as f:
             yield f

@@ -19,6 +19,7 @@ from textpipe.embeddings import read_word_vectors, train_word_vectors
 from textpipe.errors import ConfigError
 from textpipe.evaluation import evaluate
 from textpipe.models import build_model
+from textpipe.paths import check_training_paths
 from textpipe.presets import resolve_auto
 from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize
 
@@ -39,6 +40,7 @@ def train(
     """
     # Settings left to the data ("auto") are chosen here, from the training texts, and saved with the bundle.
     config = resolve_auto(config, data.train.texts, warm_start)
+    check_training_paths(config, output=False)  # saving is the caller's: save_bundle checks its own folder
     # First: a multi-worker strategy must exist before TensorFlow runs any op in this process.
     strategy = distribution_strategy(config.strategy)
     # Seeds Python, NumPy and TensorFlow: same seed, data and config give the same model on CPU.

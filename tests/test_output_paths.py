@@ -1,0 +1,147 @@
+"""Outputs are checked before any work: never an input, never a special file, never under a file; and a
+bundle folder is replaced so that a complete one is at its path at every instant."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from test_retrain import write_dataset, write_toml
+from textpipe.atomic import atomic_dir
+from textpipe.cli import main
+from textpipe.errors import PathError
+from textpipe.paths import check_output_dir, check_output_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    return status, capsys.readouterr().err
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("good\nbad\n")
+    return path
+
+
+def test_score_refuses_to_write_over_its_input(saved_bundle, inputs, tmp_path, capsys):
+    status, err = run(capsys, "score", saved_bundle, inputs, "--output", inputs)
+    assert status == 2 and "is also an input" in err
+    assert inputs.read_text() == "good\nbad\n"
+    # Through a glob that matches the output, and through a link to it.
+    status, err = run(capsys, "score", saved_bundle, tmp_path / "*.txt", "--output", inputs)
+    assert status == 2 and "is also an input" in err
+    (tmp_path / "link.jsonl").symlink_to(inputs)
+    status, err = run(capsys, "score", saved_bundle, inputs, "--output", tmp_path / "link.jsonl")
+    assert status == 2 and inputs.read_text() == "good\nbad\n"
+
+
+def test_special_files_are_not_replaced(saved_bundle, inputs, tmp_path, capsys):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    status, err = run(capsys, "score", saved_bundle, inputs, "--output", fifo)
+    assert status == 2 and "is a FIFO" in err
+    status, err = run(capsys, "train", "--output", fifo, "--epochs", "1")
+    assert status == 2 and "is a FIFO" in err
+    assert Path(fifo).exists() and not Path(fifo).is_file() and not Path(fifo).is_dir()
+    # The null device keeps its meaning.
+    status, err = run(capsys, "score", saved_bundle, inputs, "--output", os.devnull)
+    assert status == 0 and "2 scored" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--output", "{file}/sub"], "is not a folder"),
+        (["train", "--backup-dir", "{file}"], "backup folder"),
+        (["train", "--log-dir", "{file}"], "log folder"),
+        (["train", "--dataset", os.devnull], "is a device"),
+        (["score", "{bundle}", "{file}", "--output", "{file}/x.jsonl"], "is not a folder"),
+    ],
+)
+def test_unusable_paths_fail_before_any_work_with_status_2(argv, message, saved_bundle, inputs, tmp_path, capsys):
+    argv = [a.format(file=inputs, bundle=saved_bundle) for a in argv]
+    if argv[0] == "train" and "--output" not in argv:
+        argv += ["--output", str(tmp_path / "model")]
+    status, err = run(capsys, *argv, *(["--epochs", "1"] if argv[0] == "train" else []))
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "model").exists()
+
+
+def test_path_checks():
+    check_output_file("-")
+    check_output_file(os.devnull)
+    with pytest.raises(PathError, match="is a folder"):
+        check_output_file(ROOT)
+    with pytest.raises(PathError, match="is a file, not a folder"):
+        check_output_dir(ROOT / "pyproject.toml")
+    check_output_dir(ROOT / "no" / "such" / "folder")  # made when written
+
+
+def test_retrain_checks_its_report_path_before_training(tmp_path, capsys):
+    write_dataset(tmp_path / "data" / "reviews")
+    config = write_toml(tmp_path / "retrain.toml", data={"sources": ["data/reviews"], "eval_split": "test"})
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    status, err = run(capsys, "retrain", "--config", config, "--report", blocker / "r.json")
+    assert status == 2 and "cannot write report" in err
+    assert not (tmp_path / "models").exists()  # nothing trained, nothing promoted
+
+
+def test_replacing_a_folder_keeps_a_complete_one_at_its_path(tmp_path):
+    """A second process checks the folder over and over while this one replaces it."""
+    target = tmp_path / "bundle"
+    with atomic_dir(target) as staging:
+        (staging / "complete").write_text("0")
+    watcher = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import os, sys
+            missing = 0
+            while not os.path.exists({str(tmp_path / 'done')!r}):
+                missing += not os.path.exists({str(target / 'complete')!r})
+            print(missing)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    for i in range(300):
+        with atomic_dir(target) as staging:
+            (staging / "complete").write_text(str(i))
+    (tmp_path / "done").touch()
+    assert watcher.communicate(timeout=60)[0].strip() == "0"
+    assert (target / "complete").read_text() == "299"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "done"]
+
+
+def test_a_folder_left_aside_by_a_killed_swap_is_put_back(tmp_path):
+    """Where folders cannot be swapped in one step, a kill between the two renames leaves the old folder
+    aside; the next writer puts it back before it starts."""
+    target = tmp_path / "bundle"
+    with atomic_dir(target) as staging:
+        (staging / "version").write_text("old")
+    killed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import os
+            from textpipe import atomic
+            atomic._exchange = lambda a, b: False
+            real = os.replace
+            def replace(src, dst):
+                real(src, dst)
+                if str(dst).endswith("/bundle") and ".old-" in str(dst):
+                    os._exit(9)  # killed right after the old folder was moved aside
+            atomic.os.replace = replace
+            with atomic.atomic_dir({str(target)!r}) as staging:
+                (staging / "version").write_text("new")
+        """)],
+        cwd=ROOT,
+    )
+    assert killed.returncode == 9 and not target.exists()
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target):
+            raise RuntimeError("this writer fails too")
+    assert (target / "version").read_text() == "old"

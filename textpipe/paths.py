@@ -1,0 +1,110 @@
+"""Checks on the paths a command reads and writes, made before it does any work.
+
+A run that would fail on its output only after an hour of training, or that would write its predictions
+over the file it reads, is refused at the start instead, with a PathError (exit status 2 in the CLI).
+Outputs are regular files or folders, or absent: a FIFO, device or socket is never replaced. Standard output
+("-") and the null device keep their usual meaning where a file is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from textpipe.errors import PathError
+
+STDOUT = "-"
+
+
+def check_output_file(path: str | Path, inputs: Iterable[str | Path] = (), *, what: str = "output") -> None:
+    """`path` can be written as a file: absent or a regular file (or "-", or the null device), not one of
+    `inputs`, in a folder that exists or can be made."""
+    if str(path) == STDOUT:
+        return
+    path = Path(path)
+    if is_null_device(path):
+        return
+    kind = _kind(path)
+    if kind == "folder":
+        raise PathError(f"{what} {path} is a folder; name a file to write")
+    if kind not in (None, "file"):
+        raise PathError(f"{what} {path} is a {kind}, not a regular file; refusing to replace it")
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise PathError(f"{what} {path} is also an input ({source}); write to another file")
+    _check_parent(path, what)
+
+
+def check_output_dir(path: str | Path, *, what: str = "output") -> None:
+    """`path` can be written as a folder: absent or a folder, in a folder that exists or can be made."""
+    path = Path(path)
+    kind = _kind(path)
+    if kind not in (None, "folder"):
+        raise PathError(f"{what} {path} is a {kind}, not a folder")
+    _check_parent(path, what)
+
+
+def check_input_path(path: str | Path, *, what: str = "input") -> None:
+    """An existing local `path` given as data is a regular file or a folder (not a FIFO, device or socket)."""
+    kind = _kind(Path(path))
+    if kind not in (None, "file", "folder"):
+        raise PathError(f"{what} {path} is a {kind}; give a file or a folder of files")
+
+
+def check_training_paths(config, *, output: bool = True) -> None:
+    """The folders a training run writes (the bundle's, with `output`; backups; logs) and its local dataset."""
+    folders = {"output": config.output if output else None, "backup folder": config.backup_dir,
+               "log folder": config.log_dir}
+    for what, folder in folders.items():
+        if folder is not None:
+            check_output_dir(folder, what=what)
+    if config.dataset is not None and os.path.lexists(config.dataset):
+        check_input_path(config.dataset, what="dataset")
+
+
+def _check_parent(path: Path, what: str) -> None:
+    """The nearest existing folder above `path` is a folder we may write in."""
+    parent = Path(os.path.abspath(path)).parent
+    while not os.path.lexists(parent):
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PathError(f"cannot write {what} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PathError(f"cannot write {what} {path}: no permission to write in {parent}")
+
+
+def _kind(path: Path) -> str | None:
+    """'file', 'folder', another kind of file by name, or None when nothing is there (a dangling link is
+    nothing: writing creates its target)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None  # a file in the way above it is reported by _check_parent
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
+
+
+def is_null_device(path: str | Path) -> bool:
+    try:
+        return os.path.samefile(path, os.devnull)
+    except OSError:
+        return False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file on disk (through links and different spellings), or the same path when neither exists."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
