@@ -214,7 +214,7 @@ def load_bundle(path: str | Path) -> Bundle:
         )
     try:
         config = Config.from_dict(_with_earlier_defaults(meta["config"]), origin=str(path / META_FILE))
-        class_names = tuple(meta["class_names"])
+        class_names = _checked_class_names(meta["class_names"], path / META_FILE)
         vocabulary_size = int(meta["vocabulary_size"])
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise BundleError(f"{path / META_FILE} is corrupt: {e}") from None
@@ -230,10 +230,47 @@ def load_bundle(path: str | Path) -> Bundle:
         )
     except Exception as e:  # zip, h5 and deserialization errors come in many types
         raise BundleError(f"{model_path} could not be loaded (corrupt?): {one_line(e, 200)}") from None
+    _check_model_agrees(model, class_names, vocabulary_size, path)
     return Bundle(
         model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}),
         meta.get("word_vectors", {}), meta.get("kept_epoch", {}), format_version=version,
     )
+
+
+def _checked_class_names(value: Any, meta_path: Path) -> tuple[str, ...]:
+    """bundle.json's class names, which every prediction is read through: a list of distinct non-empty
+    strings. (A string or an empty list would otherwise load, and fail or mislabel only when predicting.)"""
+    if not isinstance(value, list) or not value:
+        raise BundleError(f"{meta_path} names no classes (class_names is {value!r}); restore it or retrain")
+    bad = next((n for n in value if not isinstance(n, str) or not n.strip()), None)
+    if bad is not None:
+        raise BundleError(f"{meta_path} has class name {bad!r}; class names must be non-empty strings")
+    twice = next((n for i, n in enumerate(value) if n in value[:i]), None)
+    if twice is not None:
+        raise BundleError(f"{meta_path} names class {twice!r} twice; each class must be named once")
+    return tuple(value)
+
+
+def _check_model_agrees(model: keras.Model, class_names: tuple[str, ...], vocabulary_size: int, path: Path) -> None:
+    """Refuse a bundle whose bundle.json does not describe its model.keras (files mixed from two bundles, or
+    one edited by hand): too many names would mislabel predictions without an error, too few fail mid-way."""
+    width = model.outputs[0].shape[-1]
+    # A two-class model has one sigmoid unit, P(class 1); more classes have one softmax unit each.
+    n_classes, head = (2, "1 sigmoid output (2 classes)") if width == 1 else (width, f"{width} outputs")
+    mismatch = "; the two files do not belong together: restore the bundle or retrain"
+    if len(class_names) != n_classes:
+        raise BundleError(
+            f"{path / META_FILE} names {len(class_names)} classes but {path / MODEL_FILE} has {head}{mismatch}"
+        )
+    try:
+        vectorizer = model.get_layer("vectorizer")
+    except ValueError:
+        raise BundleError(f"{path / MODEL_FILE} has no vectorizer layer; it was not saved by textpipe") from None
+    if vectorizer.vocabulary_size() != vocabulary_size:
+        raise BundleError(
+            f"{path / META_FILE} gives vocabulary_size {vocabulary_size} but the vectorizer in {path / MODEL_FILE} "
+            f"holds {vectorizer.vocabulary_size()} entries{mismatch}"
+        )
 
 
 def _with_earlier_defaults(settings: Any) -> Any:

@@ -3,6 +3,10 @@
 A source is a Hub id (`imdb`, `glue` with subset `sst2`), a local folder with one file per split
 (`train.parquet`, `validation.csv`, `test.jsonl`, ...), or a single such file. Columns are found by their
 usual names unless given; string labels become ids 0..n-1 and their names are kept.
+
+String labels are read without surrounding whitespace, so `pos` and `pos ` (a stray space in a CSV cell) are
+one class, `pos`. Labels stay case-sensitive, but two that differ only by case (`pos`, `Pos`) are refused as
+the typo they almost always are, rather than trained as two classes.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ def load_labeled_data(
     """Load train, validation and (if present) test splits of `source`; None means the shipped sample.
 
     Uses the dataset's own validation split, or carves a stratified `validation_fraction` of train with `seed`.
+    String labels are stripped of surrounding whitespace; labels differing only by case are an error.
     Raises DataError with a one-line explanation for every problem found.
     """
     raw = _load_raw(source, subset)
@@ -91,6 +96,9 @@ def load_labeled_data(
         validation = _to_split(raw[val_name], val_name, text_col, label_col, class_names, name)
     else:
         train, validation = _carve(train, validation_fraction, seed)
+        # Checked again: carving can take every row of a class (a class with one row, with the other
+        # classes' rows all kept) and leave training with one class.
+        _require_two_classes_after_carve(train, validation, class_names, name)
 
     test = None
     if "test" in raw and not _unlabeled(raw["test"], label_col):
@@ -252,8 +260,34 @@ def _class_names(train: datasets.Dataset, label_col: str, name: str) -> tuple[st
         return tuple(feature.names)
     column = _label_column(train, label_col, "train", name)
     if _is_text(column):
-        return tuple(sorted(pc.unique(column).to_pylist()))
+        names = tuple(sorted(pc.unique(_string_labels(column, "train", name, label_col)).to_pylist()))
+        _refuse_case_variants(names, name)
+        return names
     return tuple(str(v) for v in sorted(set(_integer_labels(column, "train", name).tolist())))
+
+
+def _string_labels(column: pa.ChunkedArray, split: str, name: str, label_col: str) -> pa.ChunkedArray:
+    """String labels without surrounding whitespace: a stray space in a CSV cell must not make a new class.
+    A label that is only whitespace is refused, like a missing one."""
+    stripped = pc.utf8_trim_whitespace(column)
+    blank = pc.equal(pc.utf8_length(stripped), 0)
+    if pc.any(blank).as_py():
+        raise DataError(
+            f"row {_first_row(blank)} of split {split!r} of {name} has an empty label in column {label_col!r}"
+        )
+    return stripped
+
+
+def _refuse_case_variants(class_names: Sequence[str], name: str) -> None:
+    """Labels are case-sensitive, but `pos` and `Pos` in one train split are a typo, not two classes."""
+    seen: dict[str, str] = {}
+    for label in class_names:
+        other = seen.setdefault(label.casefold(), label)
+        if other != label:
+            raise DataError(
+                f"the train split of {name} has labels {other!r} and {label!r}, which differ only by case; "
+                "spell each class one way (labels are case-sensitive)"
+            )
 
 
 def _label_column(ds: datasets.Dataset, label_col: str, split: str, name: str) -> pa.ChunkedArray:
@@ -299,13 +333,18 @@ def _to_split(
                 f"({', '.join(class_names)})"
             )
     else:
-        values = column.to_pylist() if _is_text(column) else [str(v) for v in _integer_labels(column, split, name)]
+        if _is_text(column):
+            values = _string_labels(column, split, name, label_col).to_pylist()
+        else:
+            values = [str(v) for v in _integer_labels(column, split, name)]
         index = {n: i for i, n in enumerate(class_names)}
         unknown = next((v for v in values if v not in index), None)
         if unknown is not None:
+            same = [n for n in class_names if n.casefold() == unknown.casefold()]
+            hint = f"; did you mean {same[0]!r}? labels are case-sensitive" if same else ""
             raise DataError(
                 f"split {split!r} of {name} has label {unknown!r}, which is not among the classes "
-                f"({', '.join(class_names)})"
+                f"({', '.join(class_names)}){hint}"
             )
         labels = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
     return Split(np.array(texts.to_pylist(), dtype=object), labels)
@@ -331,7 +370,11 @@ def _unlabeled(ds: datasets.Dataset, label_col: str) -> bool:
 
 
 def _carve(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Split off a seeded, stratified validation set (plain random when a class is too small)."""
+    """Split off a seeded, stratified validation set (plain random when a class is too small).
+
+    Every class with two or more rows keeps at least one in train. A class with a single row may still
+    end up in validation only; `_require_two_classes_after_carve` catches the case where that leaves one class.
+    """
     index = np.arange(len(train))
     counts = np.bincount(train.labels)
     stratify = train.labels if counts[counts > 0].min() >= 2 else None
@@ -339,11 +382,49 @@ def _carve(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     if stratify is not None and n_val < len(counts[counts > 0]):
         stratify = None  # fewer validation rows than classes: cannot stratify
     keep, held = train_test_split(index, test_size=n_val, random_state=seed, stratify=stratify)
+    if stratify is None:
+        keep, held = _return_lost_classes(train.labels, keep, held)
     keep.sort()
     held.sort()
     return Split(train.texts[keep], train.labels[keep]), Split(train.texts[held], train.labels[held])
 
 
+def _return_lost_classes(labels: np.ndarray, keep: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """After a plain random carve, give back to train one row of each class with two or more rows that
+    validation took entirely, trading it for a row of the class train holds most of (validation keeps
+    its size). Only a carve that lost a class changes, so every other seed gives the split it always did.
+    """
+    keep, held = list(keep), list(held)
+    counts = np.bincount(labels)
+    for lost in sorted(set(np.flatnonzero(counts >= 2)) - set(labels[keep].tolist())):
+        kept_counts = np.bincount(labels[keep], minlength=len(counts))
+        richest = int(kept_counts.argmax())
+        if kept_counts[richest] < 2:
+            break  # no class can spare a row: nothing to trade
+        back = next(i for i in held if labels[i] == lost)
+        out = next(i for i in keep if labels[i] == richest)
+        held[held.index(back)] = out
+        keep[keep.index(out)] = back
+    return np.array(keep, dtype=np.int64), np.array(held, dtype=np.int64)
+
+
+def _require_two_classes_after_carve(train: Split, validation: Split, class_names: Sequence[str], name: str) -> None:
+    if len(np.unique(train.labels)) >= 2:
+        return
+    only = class_names[int(train.labels[0])]
+    taken = sorted(set(validation.labels.tolist()) - {int(train.labels[0])})
+    raise DataError(
+        f"after holding out {len(validation)} validation row(s), the train split of {name} has only one class "
+        f"({only!r}): validation took every row of {', '.join(repr(class_names[i]) for i in taken)}; "
+        "give each class at least two rows, or provide a validation split (e.g. validation.csv beside train.csv)"
+    )
+
+
 def _first_null(column: pa.ChunkedArray) -> int:
     """1-based data row number of the first null, as a user counts rows (after a CSV header)."""
-    return int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0]) + 1
+    return _first_row(column.is_null())
+
+
+def _first_row(mask: pa.ChunkedArray) -> int:
+    """1-based data row number of the first true value of a boolean column."""
+    return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0]) + 1
