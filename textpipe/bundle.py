@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -221,6 +222,8 @@ def load_bundle(path: str | Path) -> Bundle:
     model_path = path / MODEL_FILE
     if not model_path.is_file():
         raise BundleError(f"{path} is incomplete: {MODEL_FILE} is missing")
+    if not zipfile.is_zipfile(model_path):  # Keras would call an empty or cut-off file "not found"
+        raise BundleError(f"{model_path} is empty or truncated (not a complete .keras file); restore it or retrain")
     try:
         model = keras.models.load_model(
             model_path,

@@ -239,8 +239,20 @@ def run_predict(args: argparse.Namespace) -> int:
     from textpipe.bundle import load_bundle
 
     bundle = load_bundle(args.bundle)
-    probabilities = bundle.predict_proba(args.texts)
-    for text, row in zip(args.texts, probabilities):
+    texts = []
+    for number, argument in enumerate(args.texts, 1):
+        # Python keeps undecodable argument bytes as lone surrogates, which no model input can hold: replace
+        # them, as score does with undecodable bytes in a file, and say so.
+        text = argument.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        if text != argument:
+            print(f"textpipe: text {number}: undecodable bytes replaced with U+FFFD", file=sys.stderr)
+        texts.append(text)
+    probabilities = bundle.predict_proba(texts)
+    for number, (text, row) in enumerate(zip(texts, probabilities), 1):
+        if not text.strip():  # as score does: an empty text gets no label
+            print(f"textpipe: text {number} is empty: no prediction", file=sys.stderr)
+            print(f"-\t-\t{text}")
+            continue
         best = int(row.argmax())
         print(f"{bundle.class_names[best]}\t{row[best]:.4f}\t{text}")
     return 0

@@ -152,6 +152,11 @@ def _load_raw(source: str | Path | None, subset: str | None) -> datasets.Dataset
         return _load_local(path)
     if str(source).startswith((".", "/", "~")) or Path(str(source)).suffix in FILE_FORMATS:
         raise DataError(f"no such file or folder: {source}")
+    if _in_local_folder(str(source)):
+        raise DataError(
+            f"no such file or folder: {source} ({Path(str(source)).parts[0]}/ is a local folder, so this is not "
+            "taken for a Hub id)"
+        )
     try:
         loaded = datasets.load_dataset(str(source), subset)
     except datasets.exceptions.DatasetNotFoundError:
@@ -171,6 +176,12 @@ def _load_raw(source: str | Path | None, subset: str | None) -> datasets.Dataset
     if not isinstance(loaded, datasets.DatasetDict):
         raise DataError(f"'{source}' did not load as named splits")
     return loaded
+
+
+def _in_local_folder(source: str) -> bool:
+    """A path such as data/nope whose first folder exists here: meant as a local path, not a Hub owner/name."""
+    parts = Path(source).parts
+    return len(parts) > 1 and Path(parts[0]).is_dir()
 
 
 def _load_local(path: Path) -> datasets.DatasetDict:
