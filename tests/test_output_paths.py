@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from test_retrain import write_dataset, write_toml
-from textpipe.atomic import atomic_dir
+from textpipe.atomic import atomic_dir, atomic_file
 from textpipe.cli import main
 from textpipe.errors import PathError
 from textpipe.paths import check_output_dir, check_output_file
@@ -145,3 +145,34 @@ def test_a_folder_left_aside_by_a_killed_swap_is_put_back(tmp_path):
         with atomic_dir(target):
             raise RuntimeError("this writer fails too")
     assert (target / "version").read_text() == "old"
+
+
+def test_a_failed_write_removes_the_folders_it_made(saved_bundle, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": \n')
+    status, err = run(capsys, "score", saved_bundle, bad, "--output", tmp_path / "new" / "sub" / "x.jsonl")
+    assert status == 2 and not (tmp_path / "new").exists()
+
+
+def test_rollback_of_nothing_creates_nothing(tmp_path, capsys):
+    config = write_toml(tmp_path / "retrain.toml", data={"sources": ["data/reviews"], "eval_split": "test"})
+    status, err = run(capsys, "retrain", "--config", config, "--rollback")
+    assert status == 2 and "nothing to roll back" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["retrain.toml"]
+
+
+def test_the_next_writer_deletes_what_killed_writers_left(tmp_path):
+    target = tmp_path / "bundle"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid, host = int(dead.stdout), __import__("socket").gethostname()
+    killed = [tmp_path / f".bundle.tmp-{host}-{pid}-abc", tmp_path / f".bundle.old-{host}-{pid}-def"]
+    for folder in killed:
+        (folder / "bundle").mkdir(parents=True)
+    live = tmp_path / f".bundle.tmp-{host}-{os.getpid()}-ghi"  # a writer still at work: kept
+    live.mkdir()
+    (tmp_path / f".out.jsonl.tmp-{host}-{pid}-jkl").write_text("half")
+    with atomic_dir(target) as staging:
+        (staging / "version").write_text("new")
+    with atomic_file(tmp_path / "out.jsonl") as f:
+        f.write("whole\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle", live.name, "out.jsonl"])

@@ -1,8 +1,12 @@
 """Write files and folders so that they appear complete or not at all.
 
 Everything is first written beside its target (same filesystem) and then renamed into place; a crash or
-Ctrl-C leaves the target as it was, and a folder is swapped in one step where the OS allows it. Temporary files get the permissions a plain `open` would give them
-(mkstemp/mkdtemp would make them private to their owner).
+Ctrl-C leaves the target as it was, and a folder is swapped in one step where the OS allows it. Temporary files
+get the permissions a plain `open` would give them (mkstemp/mkdtemp would make them private to their owner).
+
+Temporary names carry the writer's host and process id (`.NAME.tmp-HOST-PID-*`): the next writer of NAME
+deletes those a killed process left behind, and never one that a live writer is still filling. A write that
+fails removes the folders it made for its target.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import glob
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -22,35 +28,83 @@ from typing import Iterator, TextIO
 def atomic_file(path: str | Path) -> Iterator[TextIO]:
     """A UTF-8 text stream that becomes `path` when the block ends without an exception."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        os.chmod(temporary, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with _parents_made_for(path):
+        _clean_leftovers(path)
+        fd, temporary = tempfile.mkstemp(prefix=_prefix(path, "tmp"), dir=path.parent)
+        try:
+            os.chmod(temporary, 0o666 & ~_umask())
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """An empty folder to fill; it replaces `path` (and whatever folder was there) when the block ends."""
     path = Path(path)
+    with _parents_made_for(path):
+        _recover(path)
+        _clean_leftovers(path)
+        staging = Path(tempfile.mkdtemp(prefix=_prefix(path, "tmp"), dir=path.parent))
+        try:
+            os.chmod(staging, 0o777 & ~_umask())
+            yield staging
+            _replace_dir(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def _parents_made_for(path: Path) -> Iterator[None]:
+    """Make the missing folders above `path`; remove them again (when empty) if the block fails."""
+    missing = []
+    parent = path.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
     path.parent.mkdir(parents=True, exist_ok=True)
-    _recover(path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        os.chmod(staging, 0o777 & ~_umask())
-        yield staging
-        _replace_dir(staging, path)
+        yield
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
+
+
+def _prefix(target: Path, kind: str) -> str:
+    return f".{target.name}.{kind}-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _clean_leftovers(target: Path) -> None:
+    """Delete the temporary files and folders of `target` that writers on this host left when killed."""
+    host = socket.gethostname()
+    for kind in ("tmp", "old"):
+        for leftover in target.parent.glob(f".{glob.escape(target.name)}.{kind}-*"):
+            owner = leftover.name[len(f".{target.name}.{kind}-"):].rsplit("-", 2)
+            if len(owner) == 3 and owner[0] == host and owner[1].isdigit() and not _alive(int(owner[1])):
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -66,7 +120,7 @@ def _replace_dir(new: Path, target: Path) -> None:
     if _exchange(new, target):
         shutil.rmtree(new, ignore_errors=True)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old = Path(tempfile.mkdtemp(prefix=_prefix(target, "old"), dir=target.parent))
     os.replace(target, old / target.name)
     try:
         os.replace(new, target)
@@ -81,7 +135,8 @@ def _recover(target: Path) -> None:
     """Put back a folder that a killed `_replace_dir` left aside, when nothing took its place."""
     if os.path.lexists(target):
         return
-    for aside in sorted(target.parent.glob(f".{target.name}.old-*/{target.name}"), key=os.path.getmtime):
+    for aside in sorted(target.parent.glob(f".{glob.escape(target.name)}.old-*/{glob.escape(target.name)}"),
+                        key=os.path.getmtime, reverse=True):
         os.replace(aside, target)  # the newest one left aside, if several
         return
 

@@ -172,6 +172,9 @@ def rollback(settings: RetrainSettings, *, run_id: str | None = None, report_pat
     from textpipe.bundle import load_bundle
 
     production = settings.production
+    if not production.exists() and not versions_dir(production).exists():
+        # Before the report and the lock: a rollback of nothing creates no folders for them.
+        raise BundleError(f"nothing to roll back: there is no production bundle at {production}")
     with _recorded(settings, "rollback", run_id, report_path) as report, production_lock(production) as stale:
         report["lock_taken_over"] = stale
         current = current_version(production)
