@@ -4,6 +4,12 @@ or standard input ("-"); a glob pattern stands for the files it matches.
 Every row keeps where it came from (source, 1-based row number, optional id) so output can be matched back to
 input. Undecodable bytes (and half characters from JSON surrogate escapes) become U+FFFD and the row is
 flagged; a byte-order mark is dropped; a row without its text column is an error that names it.
+
+A line of a plain-text or JSON Lines input ends at "\n" (a "\r" just before it belongs to the line end): a lone
+"\r", U+0085, U+2028 and U+2029 are part of the text, so row numbers are the ones `wc -l` and `sed -n` count.
+CSV/TSV records follow the csv module (a quoted field may hold line breaks of any kind); a quoted field that is
+still open at the end of the file is an error naming the row and line where it opened, where the csv module
+would silently read the rest of the file as that one field.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import csv
 import dataclasses
 import glob
 import io
+import itertools
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -105,10 +113,8 @@ def read_rows(spec: InputSpec) -> Iterator[InputRow]:
         yield from rows
 
 
-def _decode(raw: bytes, first: bool = False) -> tuple[str, bool]:
-    """UTF-8 text of one line and whether bytes had to be replaced; a byte-order mark on line 1 is dropped."""
-    if first and raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8) :]
+def _decode(raw: bytes) -> tuple[str, bool]:
+    """UTF-8 text of one line and whether bytes had to be replaced."""
     try:
         return raw.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -124,15 +130,33 @@ def _open_binary(path: str) -> Iterator[io.BufferedIOBase]:
             yield f
 
 
-def _text_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
+def _binary_lines(raw: io.BufferedIOBase) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines, split on b"\n" only (binary iteration never splits on "\r" or Unicode line separators), with
+    their line ends left on. A byte-order mark opening the input is dropped: a file holding only one is empty."""
     for number, line in enumerate(raw, start=1):
-        text, replaced = _decode(line.rstrip(b"\r\n"), first=number == 1)
+        if number == 1 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :]
+            if not line:
+                return
+        yield number, line
+
+
+def _strip_line_end(line: bytes) -> bytes:
+    # Exactly one "\n" or "\r\n": any other "\r" is the text's own (rstrip would also eat a "\r" the text ends with).
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
+
+
+def _text_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
+    for number, line in _binary_lines(raw):
+        text, replaced = _decode(_strip_line_end(line))
         yield InputRow(spec.path, number, text, None, replaced)
 
 
 def _jsonl_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
-    for number, line in enumerate(raw, start=1):
-        decoded, replaced = _decode(line, first=number == 1)
+    for number, line in _binary_lines(raw):
+        decoded, replaced = _decode(line)
         if not decoded.strip():
             yield InputRow(spec.path, number, "", None, replaced)
             continue
@@ -148,36 +172,99 @@ def _jsonl_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
             problem = "has no" if column not in record else f"has a non-text ({type(text).__name__})"
             raise DataError(f"{spec.path} line {number} {problem} {column!r} field")
         text, escaped = _replace_surrogates(text)  # JSON "\ud83d" escapes can encode half a character
-        yield InputRow(spec.path, number, text, _id_value(record, spec, number), replaced or escaped)
+        row_id, id_escaped = _id_value(record, spec, number)
+        yield InputRow(spec.path, number, text, row_id, replaced or escaped or id_escaped)
 
 
 def _csv_rows(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[InputRow]:
-    # utf-8-sig: spreadsheet programs start "CSV UTF-8" files with a byte-order mark.
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text, delimiter=_delimiter(spec))
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
-        _, text_index, id_index = _csv_columns(header, spec)
-        yield from _csv_fields(spec, reader, header, text_index, id_index)
-    except csv.Error as e:
-        raise DataError(f"{spec.path} row {max(reader.line_num - 1, 1)}: {one_line(e)}") from None
-
-
-def _csv_fields(
-    spec: InputSpec, reader: Iterator[list[str]], header: list[str], text_index: int, id_index: int | None
-) -> Iterator[InputRow]:
+    records = _csv_records(spec, raw)
+    header = next(records, None)
+    if header is None:
+        return
+    names = _csv_names(header)
+    _, text_index, id_index = _csv_columns(names, spec)
     needed = max(text_index, -1 if id_index is None else id_index)
-    for number, fields in enumerate(reader, start=1):
+    for number, fields in enumerate(records, start=1):
         if not fields:
             yield InputRow(spec.path, number, "")  # a blank line
             continue
         if len(fields) <= needed:
-            raise DataError(f"{spec.path} row {number} has {len(fields)} fields and no {header[needed]!r} column")
-        value, replaced = _unescape(fields[text_index])
+            raise DataError(f"{spec.path} row {number} has {len(fields)} fields and no {names[needed]!r} column")
+        value = _unescape(fields[text_index])[0]
         row_id = _unescape(fields[id_index])[0] if id_index is not None else None
-        yield InputRow(spec.path, number, value, row_id, replaced)
+        # Flagged for a replacement in any of its fields, as a text or JSON line is for any of its bytes.
+        yield InputRow(spec.path, number, value, row_id, any(_unescape(field)[1] for field in fields))
+
+
+class _CountedLines:
+    """The lines of a text stream, as csv.reader takes them, counted, and noting when the stream ran out: a
+    record csv.reader returns after that was ended by the end of the file, not by its own line end."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        self._stream = stream
+        self.count = 0
+        self.last = ""
+        self.ran_out = False
+
+    def __iter__(self) -> _CountedLines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            self.last = next(self._stream)
+        except StopIteration:
+            self.ran_out = True
+            raise
+        self.count += 1
+        return self.last
+
+
+def _csv_records(spec: InputSpec, raw: io.BufferedIOBase) -> Iterator[list[str]]:
+    """The records of a CSV/TSV input, header first, with undecodable bytes kept as surrogate escapes; a quoted
+    field still open at the end of the file is an error (see `_unclosed_quote`)."""
+    # utf-8-sig: spreadsheet programs start "CSV UTF-8" files with a byte-order mark. newline="": the csv module
+    # reads the line ends itself, so "\r\n" inside a quoted field stays "\r\n".
+    lines = _CountedLines(io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline=""))
+    reader = csv.reader(lines, delimiter=_delimiter(spec))
+    for number in itertools.count():  # 0 is the header
+        first_line = lines.count + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise DataError(f"{_csv_place(spec, number, first_line)}: {one_line(e)}") from None
+        if lines.ran_out:
+            raise DataError(_unclosed_quote(spec, number, fields[-1], lines))
+        yield fields
+
+
+def _unclosed_quote(spec: InputSpec, number: int, field: str, lines: _CountedLines) -> str:
+    """The error for a record the end of the file closed. Only a quoted field can stay open past its line, and
+    once a quote closes a field the rest of it is unquoted, so the culprit is the quote opening the last field;
+    that field holds everything after the quote, so its line breaks count back to the line it opened on."""
+    # One line break for each line from the quote's on, but for a last line that has none.
+    breaks = len(_LINE_BREAK.findall(field))
+    opened = lines.count - breaks + (1 if lines.last.endswith(("\n", "\r")) else 0)
+    rest = lines.count - opened + 1
+    return (
+        f"{_csv_place(spec, number, opened)}: a quoted field opens here and is never closed, so the {rest} "
+        f"line{'s' if rest > 1 else ''} to the end of the file would be read as one field; close the quote "
+        f'(a quote inside a quoted field is written "")'
+    )
+
+
+# The line ends csv.reader's input is split on (io.TextIOWrapper with newline="").
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _csv_place(spec: InputSpec, number: int, line: int) -> str:
+    return f"{spec.path} {'header' if number == 0 else f'row {number}'} (line {line})"
+
+
+def _csv_names(header: list[str]) -> list[str]:
+    # Replaced like the fields, so a column named with undecodable bytes is named the same way everywhere.
+    return [_unescape(name)[0] for name in header]
 
 
 def _csv_columns(header: list[str], spec: InputSpec) -> tuple[str, int, int | None]:
@@ -212,16 +299,16 @@ def _replace_surrogates(text: str) -> tuple[str, bool]:
 
 def _csv_text_column(spec: InputSpec) -> str:
     with open(spec.path, "rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
-        header = next(csv.reader(text, delimiter=_delimiter(spec)), None)
+        header = next(_csv_records(spec, raw), None)
     if header is None:
         raise DataError(f"{spec.path} is empty: a CSV/TSV input needs a header row")
-    return _csv_columns(header, spec)[0]
+    return _csv_columns(_csv_names(header), spec)[0]
 
 
-def _id_value(record: dict, spec: InputSpec, number: int) -> str | None:
+def _id_value(record: dict, spec: InputSpec, number: int) -> tuple[str | None, bool]:
+    """The id field as text, and whether half characters in it were replaced (it is written out as UTF-8)."""
     if spec.id_column is None:
-        return None
+        return None, False
     if spec.id_column not in record:
         raise DataError(f"{spec.path} line {number} has no {spec.id_column!r} field")
-    return str(record[spec.id_column])
+    return _replace_surrogates(str(record[spec.id_column]))
