@@ -73,7 +73,7 @@ def test_missing_and_corrupt_bundles_are_clear_errors(saved_bundle, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(saved_bundle, broken)
     (broken / MODEL_FILE).write_bytes(b"not a zip file")
-    with pytest.raises(BundleError, match="could not be loaded"):
+    with pytest.raises(BundleError, match="empty or truncated"):
         load_bundle(broken)
     (broken / MODEL_FILE).unlink()
     with pytest.raises(BundleError, match="incomplete: model.keras is missing"):

@@ -25,6 +25,8 @@ import tensorflow as tf
 
 from textpipe import __version__
 from textpipe.atomic import atomic_dir
+# Re-exported: the file names and folder checks live where the command line can use them without TensorFlow.
+from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder, check_bundle_target  # noqa: F401
 from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
@@ -35,8 +37,6 @@ FORMAT = "textpipe-bundle"
 # 2: each batch is cut to its longest text and the conv1d model averages over real tokens only (textpipe
 # 0.2). Format 1 bundles (textpipe 0.1: every text padded to sequence_length) load and predict as they did.
 FORMAT_VERSION = 2
-MODEL_FILE = "model.keras"
-META_FILE = "bundle.json"
 PREDICT_BATCH = 256
 
 
@@ -150,13 +150,6 @@ def as_text_array(texts: Sequence[str]) -> np.ndarray:
     return array
 
 
-def check_bundle_target(path: str | Path) -> None:
-    """Refuse, before any work, to write a bundle over something that is not one (an empty folder is fine)."""
-    path = Path(path)
-    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not (path / META_FILE).is_file()):
-        raise BundleError(f"{path} exists and is not a textpipe bundle; refusing to overwrite it")
-
-
 def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     """Write `bundle` to the folder `path` atomically, replacing an earlier bundle there.
 
@@ -194,13 +187,10 @@ def load_bundle(path: str | Path) -> Bundle:
     # Follow a link once, up front: if it is switched to another version mid-load (retraining promotes by
     # swapping a link), both files still come from the same version.
     path = Path(path).resolve()
-    if not path.exists():
-        raise BundleError(f"no model bundle at {path}")
-    if not path.is_dir():
-        raise BundleError(f"{path} is a file; a model bundle is a folder holding {MODEL_FILE} and {META_FILE}")
+    check_bundle_folder(path)
     try:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except FileNotFoundError:  # removed since the check
         raise BundleError(f"{path} is not a textpipe bundle: {META_FILE} is missing") from None
     except OSError as e:
         raise BundleError(f"cannot read {path / META_FILE}: {one_line(e)}") from None

@@ -2,11 +2,15 @@
 
 Exit status: 0 success, 2 bad usage or bad input (one line on stderr), 1 anything else, 130 interrupted;
 `retrain` also exits 3 when it keeps production.
+
+TensorFlow takes seconds to import, `datasets` about one: each command checks its arguments (paths, settings)
+first and imports them after, so that a mistake is reported at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,6 +19,7 @@ from typing import Sequence
 
 from textpipe import __version__
 from textpipe.errors import TextpipeError, one_line
+from textpipe.quiet import quiet_libraries
 
 # Flags that map one-to-one onto Config fields (dest == field name).
 TRAIN_SETTINGS = [
@@ -71,12 +76,19 @@ def _int_or(meaning: int | str, *words: str):
 PARSERS = {"patience": _int_or(0, "off", "none"), "auto_int": _int_or("auto", "auto")}
 
 
+VERBOSE_HELP = "show the logs of TensorFlow, CUDA and datasets, which are hidden by default"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textpipe", description="Text classification on raw strings.")
     parser.add_argument("--version", action="version", version=f"textpipe {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    # --verbose is also taken after the command; SUPPRESS: not given there, it keeps the value given before.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a model and save it as a bundle")
+    train = commands.add_parser("train", help="train a model and save it as a bundle", parents=[common])
     train.add_argument("--config", metavar="FILE.toml", help="settings file; flags given here win over it")
     for flag, kind, text in TRAIN_SETTINGS:
         train.add_argument(flag, type=PARSERS.get(kind, kind), default=None, help=text)
@@ -89,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="end with the last epoch's weights, not the best epoch's by validation macro F1")
     train.set_defaults(run=run_train)
 
-    evaluate = commands.add_parser("evaluate", help="measure a bundle on a labeled split")
+    evaluate = commands.add_parser("evaluate", help="measure a bundle on a labeled split", parents=[common])
     evaluate.add_argument("bundle", help="model bundle folder")
     evaluate.add_argument("--dataset", help="Hub id, local folder or file (default: the data the bundle was trained on)")
     evaluate.add_argument("--subset", help="dataset configuration on the Hub")
@@ -99,12 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     evaluate.set_defaults(run=run_evaluate)
 
-    predict = commands.add_parser("predict", help="classify texts given on the command line")
+    predict = commands.add_parser("predict", help="classify texts given on the command line", parents=[common])
     predict.add_argument("bundle", help="model bundle folder")
     predict.add_argument("texts", nargs="+", metavar="TEXT", help="texts to classify")
     predict.set_defaults(run=run_predict)
 
-    score = commands.add_parser("score", help="score text files, writing one prediction per input row")
+    score = commands.add_parser(
+        "score", help="score text files, writing one prediction per input row", parents=[common]
+    )
     score.add_argument("bundle", help="model bundle folder")
     score.add_argument("inputs", nargs="+", metavar="INPUT", help="text (one document per line), CSV/TSV or JSON Lines file; - for stdin")
     score.add_argument("--output", "-o", required=True, help="output file; - for stdout (written atomically)")
@@ -123,18 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(run=run_score)
 
     retrain = commands.add_parser(
-        "retrain", help="train a candidate, compare it with production, promote it only if it is better"
+        "retrain", help="train a candidate, compare it with production, promote it only if it is better",
+        parents=[common],
     )
     add_retrain_arguments(retrain)
     retrain.set_defaults(run=run_retrain)
 
-    neighbors = commands.add_parser("neighbors", help="the words closest to WORD by cosine similarity")
+    neighbors = commands.add_parser(
+        "neighbors", help="the words closest to WORD by cosine similarity", parents=[common]
+    )
     neighbors.add_argument("bundle", help="model bundle folder")
     neighbors.add_argument("word")
     neighbors.add_argument("-k", type=int, default=10, help="how many neighbours (default: 10)")
     neighbors.set_defaults(run=run_neighbors)
 
-    similarity = commands.add_parser("similarity", help="cosine similarity of two words' vectors")
+    similarity = commands.add_parser("similarity", help="cosine similarity of two words' vectors", parents=[common])
     similarity.add_argument("bundle", help="model bundle folder")
     similarity.add_argument("word_a", metavar="WORD1")
     similarity.add_argument("word_b", metavar="WORD2")
@@ -149,43 +166,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pipeline_args and getattr(args, "runner", None) is None:
         parser.error(f"unrecognized arguments: {' '.join(pipeline_args)}")
     args.pipeline_args = pipeline_args
-    try:
-        return args.run(args)
-    except TextpipeError as e:
-        print(f"textpipe: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("textpipe: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader of our output went away (`textpipe score ... -o - | head`): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except Exception as e:  # a bug, not bad input: still one line, but a different status
-        print(f"textpipe: unexpected error: {type(e).__name__}: {one_line(e, 1000)}", file=sys.stderr)
-        return 1
+    # TensorFlow's and datasets' logs hidden, unless asked for (see quiet.py).
+    with contextlib.nullcontext() if args.verbose else quiet_libraries():
+        try:
+            return args.run(args)
+        except TextpipeError as e:
+            print(f"textpipe: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("textpipe: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            # The reader of our output went away (`textpipe score ... -o - | head`): not an error of ours.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except Exception as e:  # a bug, not bad input: still one line, but a different status
+            print(f"textpipe: unexpected error: {type(e).__name__}: {one_line(e, 1000)}", file=sys.stderr)
+            return 1
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from textpipe.bundle import check_bundle_target, save_bundle
+    from textpipe.bundle_files import check_bundle_target
     from textpipe.config import load_config
-    from textpipe.data import load_training_data
-    from textpipe.evaluation import format_report
     from textpipe.paths import check_training_paths
-    from textpipe.training import train
+    from textpipe.sources import resolve_source
 
     names = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
     names += ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors"]
     config = load_config(args.config, {name: getattr(args, name) for name in names})
-    # Before hours of training, not after.
+    # Before hours of training, not after; and before the imports of datasets and TensorFlow, not after.
     check_training_paths(config)
     check_bundle_target(config.output)
+    resolve_source(config.dataset)  # a local dataset that is not there
+    from textpipe.data import load_training_data
+
     data = load_training_data(config)
     held_out = "carved from train" if data.validation_from_train else "the dataset's validation split"
     print(
         f"data: {len(data.train)} train, {len(data.validation)} validation ({held_out}); "
-        f"classes: {', '.join(data.class_names)}; columns: {data.text_column!r}, {data.label_column!r}"
+        f"classes: {', '.join(data.class_names)}; columns: {data.text_column!r}, {data.label_column!r}",
+        flush=True,
     )
+    from textpipe.bundle import save_bundle  # TensorFlow: once the data is there
+    from textpipe.evaluation import format_report
+    from textpipe.training import train
+
     bundle = train(config, data, verbose=1 if sys.stdout.isatty() else 2)
     vectors = bundle.word_vectors
     if "found" in vectors:
@@ -212,6 +237,12 @@ def describe_kept_epoch(kept: dict) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from textpipe.bundle_files import check_bundle_folder
+    from textpipe.sources import resolve_source
+
+    check_bundle_folder(args.bundle)
+    if args.dataset is not None:
+        resolve_source(args.dataset)
     from textpipe.bundle import load_bundle
     from textpipe.data import load_split
     from textpipe.evaluation import evaluate, format_report
@@ -236,6 +267,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from textpipe.bundle_files import check_bundle_folder
+
+    check_bundle_folder(args.bundle)
     from textpipe.bundle import load_bundle
 
     bundle = load_bundle(args.bundle)
@@ -263,15 +297,18 @@ def run_score(args: argparse.Namespace) -> int:
         return run_score_beam(args)
     from tqdm import tqdm
 
-    from textpipe.bundle import load_bundle
+    from textpipe.bundle_files import check_bundle_folder
     from textpipe.inputs import STDIN, resolve_inputs
     from textpipe.paths import check_output_file
+
+    # Fail before loading the model, and before importing TensorFlow.
+    check_bundle_folder(args.bundle)
+    specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)
+    check_output_file(args.output, [spec.path for spec in specs if spec.path != STDIN])
+    from textpipe.bundle import load_bundle
     from textpipe.scoring import parse_shard, score_files
 
     shard = parse_shard(args.shard) if args.shard is not None else None
-    # Fail before loading the model.
-    specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)
-    check_output_file(args.output, [spec.path for spec in specs if spec.path != STDIN])
     bundle = load_bundle(args.bundle)
     with tqdm(unit=" rows", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
         summary = score_files(bundle, args.inputs, args.output, progress=bar.update, shard=shard, **_scoring_options(args))
@@ -298,6 +335,9 @@ def run_score_beam(args: argparse.Namespace) -> int:
 
     if args.shard is not None:
         raise ConfigError("--shard splits a job by hand; with --runner the Beam runner splits it: leave --shard out")
+    from textpipe.bundle_files import check_bundle_folder
+
+    check_bundle_folder(args.bundle)
     from textpipe.beam import score_files_beam  # raises ConfigError when the [beam] extra is not installed
 
     pipeline_args = ["--runner", args.runner, *args.pipeline_args]
@@ -309,6 +349,9 @@ def run_score_beam(args: argparse.Namespace) -> int:
 
 
 def run_neighbors(args: argparse.Namespace) -> int:
+    from textpipe.bundle_files import check_bundle_folder
+
+    check_bundle_folder(args.bundle)
     from textpipe.bundle import load_bundle
 
     for word, score in load_bundle(args.bundle).neighbors(args.word, args.k):
@@ -317,6 +360,9 @@ def run_neighbors(args: argparse.Namespace) -> int:
 
 
 def run_similarity(args: argparse.Namespace) -> int:
+    from textpipe.bundle_files import check_bundle_folder
+
+    check_bundle_folder(args.bundle)
     from textpipe.bundle import load_bundle
 
     print(f"{load_bundle(args.bundle).similarity(args.word_a, args.word_b):.4f}")

@@ -20,25 +20,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sklearn.model_selection import train_test_split
 
 from textpipe.config import Config
 from textpipe.errors import DataError, one_line
-
-# The small review set shipped with textpipe: what `textpipe train` uses when no dataset is named.
-SAMPLE_DATASET = Path(__file__).resolve().parent / "sample_data"
+# SAMPLE_DATASET (the review set used when no dataset is named) and FILE_FORMATS (suffix -> datasets builder)
+# live with the code that tells a local source from a Hub id, which runs before `datasets` is imported.
+from textpipe.sources import FILE_FORMATS, SAMPLE_DATASET, load_hub_dataset, resolve_source
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "target")
 VALIDATION_SPLITS = ("validation", "valid", "val", "dev")
-# File suffix -> (datasets builder, extra builder arguments).
-FILE_FORMATS = {
-    ".parquet": ("parquet", {}),
-    ".csv": ("csv", {}),
-    ".tsv": ("csv", {"delimiter": "\t"}),
-    ".jsonl": ("json", {}),
-    ".json": ("json", {}),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,41 +138,10 @@ def _describe(source: str | Path | None, subset: str | None) -> str:
 
 
 def _load_raw(source: str | Path | None, subset: str | None) -> datasets.DatasetDict:
-    path = SAMPLE_DATASET if source is None else Path(source).expanduser()
-    if path.exists():
-        return _load_local(path)
-    if str(source).startswith((".", "/", "~")) or Path(str(source)).suffix in FILE_FORMATS:
-        raise DataError(f"no such file or folder: {source}")
-    if _in_local_folder(str(source)):
-        raise DataError(
-            f"no such file or folder: {source} ({Path(str(source)).parts[0]}/ is a local folder, so this is not "
-            "taken for a Hub id)"
-        )
-    try:
-        loaded = datasets.load_dataset(str(source), subset)
-    except datasets.exceptions.DatasetNotFoundError:
-        raise DataError(
-            f"dataset '{source}' was not found on the Hugging Face Hub; check the id, or pass a local "
-            "folder or file (Parquet, CSV, TSV, JSON Lines) instead"
-        ) from None
-    except ConnectionError:
-        raise DataError(
-            f"could not reach the Hugging Face Hub to load '{source}' (no network?); download it "
-            "beforehand or pass a local folder or file (Parquet, CSV, TSV, JSON Lines) instead"
-        ) from None
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        # ValueError: a missing or unknown config name (the message lists the valid ones);
-        # FileNotFoundError: a path-like id with no files; RuntimeError: script-based datasets.
-        raise DataError(f"could not load '{source}': {one_line(e)}") from None
-    if not isinstance(loaded, datasets.DatasetDict):
-        raise DataError(f"'{source}' did not load as named splits")
-    return loaded
-
-
-def _in_local_folder(source: str) -> bool:
-    """A path such as data/nope whose first folder exists here: meant as a local path, not a Hub owner/name."""
-    parts = Path(source).parts
-    return len(parts) > 1 and Path(parts[0]).is_dir()
+    resolved = resolve_source(source)
+    if isinstance(resolved, Path):
+        return _load_local(resolved)
+    return load_hub_dataset(resolved, subset)
 
 
 def _load_local(path: Path) -> datasets.DatasetDict:
@@ -386,6 +346,8 @@ def _carve(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     Every class with two or more rows keeps at least one in train. A class with a single row may still
     end up in validation only; `_require_two_classes_after_carve` catches the case where that leaves one class.
     """
+    from sklearn.model_selection import train_test_split  # here: scikit-learn takes a second to import
+
     index = np.arange(len(train))
     counts = np.bincount(train.labels)
     stratify = train.labels if counts[counts > 0].min() >= 2 else None
