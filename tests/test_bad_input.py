@@ -47,3 +47,11 @@ def test_a_missing_path_under_a_local_folder_is_not_tried_on_the_hub(tmp_path, m
     monkeypatch.setattr(datasets, "load_dataset", no_hub)
     with pytest.raises(DataError, match="no such file or folder: data/nope"):
         load_labeled_data("data/nope")
+
+
+def test_a_training_file_that_is_not_utf8_names_its_first_bad_line(tmp_path):
+    rows = ["text,label", "a fine film,pos", "tr\xe8s mauvais,neg", "good,pos", "bad,neg"]
+    path = tmp_path / "latin.csv"
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.csv: line 3 is not valid UTF-8"):
+        load_labeled_data(path)

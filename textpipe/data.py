@@ -169,7 +169,27 @@ def _load_local(path: Path) -> datasets.DatasetDict:
             builder, data_files={split: str(f) for split, f in files.items()}, **kwargs
         )
     except Exception as e:  # pyarrow/pandas parse errors come in many types
+        undecodable = next(filter(None, (_first_undecodable_line(f) for f in files.values())), None)
+        if undecodable is not None:
+            raise DataError(
+                f"could not read {undecodable[0]}: line {undecodable[1]} is not valid UTF-8; save the file as "
+                "UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+            ) from None
         raise DataError(f"could not read {path}: {one_line(_root_cause(e))}") from None
+
+
+def _first_undecodable_line(file: Path) -> tuple[Path, int] | None:
+    """(file, 1-based line number) of the first line of a text file that is not UTF-8; None for Parquet files
+    and for text that decodes."""
+    if file.suffix.lower() == ".parquet":
+        return None
+    with file.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return file, number
+    return None
 
 
 def _is_empty(file: Path) -> bool:
