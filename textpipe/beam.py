@@ -145,6 +145,7 @@ def score_files_beam(
     input_format: str | None = None,
     text_column: str | None = None,
     id_column: str | None = None,
+    encoding: str | None = None,
     batch_size: int = DEFAULT_BATCH,
     min_batch_size: int | None = None,
     skip_empty: bool = False,
@@ -159,7 +160,7 @@ def score_files_beam(
     """
     output_format = output_format_for(output, output_format)
     prefix, suffix = shard_names(output, output_format)
-    specs = resolve_inputs(inputs, input_format, text_column, id_column)
+    specs = resolve_inputs(inputs, input_format, text_column, id_column, encoding)
     if any(spec.path == STDIN for spec in specs):
         raise DataError("a pipeline cannot read standard input; give input files or glob patterns")
     # Resolve a link (retraining promotes by switching one) once, here: every worker loads the same version.

@@ -51,6 +51,8 @@ class Bundle:
     word_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # conv1d: where the table came from
     # The epoch whose weights the model holds: {"epoch", "last_epoch", "selected_by", "score", "stopped_early"}.
     kept_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Integer-labelled training data: the label id (as text) of each class, in class order (see data.py).
+    label_ids: tuple[str, ...] | None = None
     # False on the non-chief workers of a multi-worker run, whose copy save_bundle does not keep. Not saved.
     is_chief: bool = True
     format_version: int = FORMAT_VERSION  # of the bundle this was loaded from
@@ -177,6 +179,7 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
             "metrics": bundle.metrics,
             "word_vectors": bundle.word_vectors,
             "kept_epoch": bundle.kept_epoch,
+            "label_ids": list(bundle.label_ids) if bundle.label_ids is not None else None,
         }
         _write_json(staging / META_FILE, meta)
     return path
@@ -207,6 +210,7 @@ def load_bundle(path: str | Path) -> Bundle:
         config = Config.from_dict(_with_earlier_defaults(meta["config"]), origin=str(path / META_FILE))
         class_names = _checked_class_names(meta["class_names"], path / META_FILE)
         vocabulary_size = int(meta["vocabulary_size"])
+        label_ids = _checked_label_ids(meta.get("label_ids"), class_names)
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise BundleError(f"{path / META_FILE} is corrupt: {e}") from None
     model_path = path / MODEL_FILE
@@ -226,8 +230,16 @@ def load_bundle(path: str | Path) -> Bundle:
     _check_model_agrees(model, class_names, vocabulary_size, path)
     return Bundle(
         model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}),
-        meta.get("word_vectors", {}), meta.get("kept_epoch", {}), format_version=version,
+        meta.get("word_vectors", {}), meta.get("kept_epoch", {}), label_ids, format_version=version,
     )
+
+
+def _checked_label_ids(value: Any, class_names: tuple[str, ...]) -> tuple[str, ...] | None:
+    if value is None:  # string labels, or a bundle from before label ids were kept
+        return None
+    if not isinstance(value, list) or len(value) != len(class_names) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"label_ids {value!r} do not give one id for each of the {len(class_names)} classes")
+    return tuple(value)
 
 
 def _checked_class_names(value: Any, meta_path: Path) -> tuple[str, ...]:

@@ -54,6 +54,10 @@ TRAIN_SETTINGS = [
     ("--seed", int, "random seed; same seed, data and settings give the same model (default: 42)"),
     ("--text-column", str, "name of the text column (default: found by name)"),
     ("--label-column", str, "name of the label column (default: found by name)"),
+    ("--label-names", "names", "names for integer labels, comma-separated, in order of the label ids, e.g. neg,pos "
+                               "(default: the dataset's class names, else the ids)"),
+    ("--train-split", str, "split to train on when the dataset has none named train, e.g. validation"),
+    ("--encoding", str, "text encoding of local CSV/TSV/JSON files, e.g. latin-1, cp1252, utf-16 (default: utf-8)"),
     ("--log-dir", str, "write TensorBoard logs to this folder"),
 ]
 
@@ -72,8 +76,13 @@ def _int_or(meaning: int | str, *words: str):
     return parse
 
 
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",")]
+
+
 # "off" is patience 0: no early stopping. "auto": chosen from the training texts.
-PARSERS = {"patience": _int_or(0, "off", "none"), "auto_int": _int_or("auto", "auto")}
+PARSERS = {"patience": _int_or(0, "off", "none"), "auto_int": _int_or("auto", "auto"), "names": _names}
+ENCODING_HELP = "text encoding of the input files, e.g. latin-1, cp1252, utf-16 (default: utf-8)"
 
 
 VERBOSE_HELP = "show the logs of TensorFlow, CUDA and datasets, which are hidden by default"
@@ -108,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="split to evaluate on (default: test)")
     evaluate.add_argument("--text-column", help="name of the text column")
     evaluate.add_argument("--label-column", help="name of the label column")
+    evaluate.add_argument("--encoding", help=ENCODING_HELP + "; without --dataset, the training data's")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -126,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl"], help="input format (default: from each file's extension; others are plain text)")
     score.add_argument("--text-column", help="text column of CSV/TSV/JSON Lines input (default: found by name)")
     score.add_argument("--id-column", help="column whose value identifies each row in the output")
+    score.add_argument("--encoding", help=ENCODING_HELP)
     score.add_argument("--batch-size", type=int, default=512, help="texts per model call (default: 512)")
     score.add_argument("--skip-empty", action="store_true", help="leave empty rows out of the output (they are still counted)")
     score.add_argument("--shard", metavar="I/N", help="score only the I-th (1-based) of N contiguous parts of the rows; the N outputs concatenated in order are the whole output")
@@ -238,11 +249,14 @@ def describe_kept_epoch(kept: dict) -> str:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from textpipe.bundle_files import check_bundle_folder
+    from textpipe.config import check_encoding
     from textpipe.sources import resolve_source
 
     check_bundle_folder(args.bundle)
     if args.dataset is not None:
         resolve_source(args.dataset)
+    if args.encoding is not None:
+        check_encoding(args.encoding)
     from textpipe.bundle import load_bundle
     from textpipe.data import load_split
     from textpipe.evaluation import evaluate, format_report
@@ -257,6 +271,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         class_names=bundle.class_names,
         text_column=args.text_column or (trained_on.text_column if trained_on else None),
         label_column=args.label_column or (trained_on.label_column if trained_on else None),
+        label_ids=bundle.label_ids,
+        encoding=args.encoding or (trained_on.encoding if trained_on else None),
     )
     result = evaluate(bundle, split)
     if args.json:
@@ -303,7 +319,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     # Fail before loading the model, and before importing TensorFlow.
     check_bundle_folder(args.bundle)
-    specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column)
+    specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column, args.encoding)
     check_output_file(args.output, [spec.path for spec in specs if spec.path != STDIN])
     from textpipe.bundle import load_bundle
     from textpipe.scoring import parse_shard, score_files
@@ -325,6 +341,7 @@ def _scoring_options(args: argparse.Namespace) -> dict:
         input_format=args.input_format,
         text_column=args.text_column,
         id_column=args.id_column,
+        encoding=args.encoding,
         batch_size=args.batch_size,
         skip_empty=args.skip_empty,
     )

@@ -6,6 +6,7 @@ fills the settings that neither the file nor the overrides give.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import tomllib
 import types
@@ -28,6 +29,12 @@ class Config:
     text_column: str | None = None
     label_column: str | None = None
     validation_fraction: float = 0.1
+    # The split to train on when the dataset has none named "train" (e.g. only validation and test).
+    train_split: str | None = None
+    # Names for integer labels, in order of the label ids (the i-th name for the i-th smallest id).
+    label_names: tuple[str, ...] | None = None
+    # Text encoding of local CSV/TSV/JSON Lines files (default UTF-8).
+    encoding: str | None = None
 
     # A named set of settings under the file's and the flags' (see presets.py): "seed" or "accurate".
     preset: str = "seed"
@@ -82,6 +89,10 @@ class Config:
                 object.__setattr__(self, name, value)  # frozen: this is construction, not a change
         for field in dataclasses.fields(self):
             _check_type(field.name, getattr(self, field.name), _HINTS[field.name])
+        if self.label_names is not None:  # a list from TOML, bundle.json or the command line
+            object.__setattr__(self, "label_names", check_label_names(self.label_names))
+        if self.encoding is not None:
+            object.__setattr__(self, "encoding", check_encoding(self.encoding))
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.model not in MODELS:
@@ -165,6 +176,28 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 _HINTS = typing.get_type_hints(Config)
 
 
+def check_encoding(name: str) -> str:
+    """`name` if Python knows the text encoding (utf-8, latin-1, cp1252, utf-16, ...), else a ConfigError."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ConfigError(f"unknown text encoding {name!r}; use a name Python knows, e.g. utf-8, latin-1, cp1252, utf-16") from None
+    return name
+
+
+def check_label_names(names: typing.Iterable[str]) -> tuple[str, ...]:
+    """Class names given for integer labels: at least two, non-empty, distinct after stripping whitespace."""
+    names = tuple(str(n).strip() for n in names)
+    if len(names) < 2:
+        raise ConfigError(f"label_names needs a name for each of two or more classes, got {len(names)}")
+    if not all(names):
+        raise ConfigError("label_names has an empty name")
+    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if repeated is not None:
+        raise ConfigError(f"label_names names two classes {repeated!r}")
+    return names
+
+
 def _check_type(name: str, value: Any, hint: Any) -> None:
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for kind in allowed:
@@ -179,8 +212,16 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
             return
         if kind is str and isinstance(value, str):
             return
-    expected = " or ".join("none" if k is type(None) else k.__name__ for k in allowed)
+        if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return
+    expected = " or ".join(_kind_name(k) for k in allowed)
     raise ConfigError(f"setting {name!r} must be {expected}, got {type(value).__name__} {value!r}")
+
+
+def _kind_name(kind: Any) -> str:
+    if kind is type(None):
+        return "none"
+    return "a list of strings" if typing.get_origin(kind) is tuple else kind.__name__
 
 
 def _check_at_least(name: str, value: int, low: int) -> None:

@@ -11,9 +11,10 @@ the typo they almost always are, rather than trained as two classes.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import datasets
 import numpy as np
@@ -21,14 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+# Column finding is shared with the scoring inputs, which are read without importing `datasets`.
+from textpipe.columns import LABEL_COLUMNS, TEXT_COLUMNS, find_column  # noqa: F401
 from textpipe.config import Config
 from textpipe.errors import DataError, one_line
 # SAMPLE_DATASET (the review set used when no dataset is named) and FILE_FORMATS (suffix -> datasets builder)
 # live with the code that tells a local source from a Hub id, which runs before `datasets` is imported.
 from textpipe.sources import FILE_FORMATS, SAMPLE_DATASET, load_hub_dataset, resolve_source
 
-TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
-LABEL_COLUMNS = ("label", "labels", "sentiment", "target")
 VALIDATION_SPLITS = ("validation", "valid", "val", "dev")
 
 
@@ -52,6 +53,8 @@ class LabeledData:
     text_column: str
     label_column: str
     validation_from_train: bool  # True when validation was carved from train
+    # Integer labels: the id (as text) of each class, in class order; None for string labels.
+    label_ids: tuple[str, ...] | None = None
 
 
 def load_labeled_data(
@@ -62,29 +65,37 @@ def load_labeled_data(
     label_column: str | None = None,
     validation_fraction: float = 0.1,
     seed: int = 0,
+    train_split: str | None = None,
+    label_names: Sequence[str] | None = None,
+    encoding: str | None = None,
 ) -> LabeledData:
     """Load train, validation and (if present) test splits of `source`; None means the shipped sample.
 
-    Uses the dataset's own validation split, or carves a stratified `validation_fraction` of train with `seed`.
-    String labels are stripped of surrounding whitespace; labels differing only by case are an error.
+    Trains on the split named "train", or on `train_split`. Uses the dataset's own validation split, or carves
+    a stratified `validation_fraction` of train with `seed`. String labels are stripped of surrounding
+    whitespace; labels differing only by case are an error. `label_names` names integer labels, the i-th name
+    for the i-th smallest id. Local CSV/TSV/JSON files are read as UTF-8, or in `encoding`.
     Raises DataError with a one-line explanation for every problem found.
     """
-    raw = _load_raw(source, subset)
+    raw = _load_raw(source, subset, encoding)
     name = _describe(source, subset)
-    if "train" not in raw:
-        raise DataError(f"{name} has no 'train' split (splits: {', '.join(raw)})")
-    text_col = find_column(raw["train"].column_names, text_column, "text", name)
-    label_col = find_column(raw["train"].column_names, label_column, "label", name, LABEL_COLUMNS)
+    train_name = _train_split_name(raw, train_split, name)
+    text_col = find_column(raw[train_name].column_names, text_column, "text", name)
+    label_col = find_column(raw[train_name].column_names, label_column, "label", name, LABEL_COLUMNS)
 
-    class_names = _class_names(raw["train"], label_col, name)
-    train = _to_split(raw["train"], "train", text_col, label_col, class_names, name)
+    class_names, label_ids = _class_names(raw[train_name], label_col, name)
+    if label_names is not None:
+        class_names = _named_classes(class_names, label_ids, tuple(label_names), name)
+    train = _to_split(raw[train_name], train_name, text_col, label_col, class_names, name, label_ids)
     if len(np.unique(train.labels)) < 2:
         only = class_names[int(train.labels[0])]
-        raise DataError(f"the train split of {name} has only one class ({only!r}); a classifier needs two or more")
+        raise DataError(
+            f"the {train_name} split of {name} has only one class ({only!r}); a classifier needs two or more"
+        )
 
-    val_name = next((s for s in VALIDATION_SPLITS if s in raw), None)
+    val_name = next((s for s in VALIDATION_SPLITS if s in raw and s != train_name), None)
     if val_name is not None:
-        validation = _to_split(raw[val_name], val_name, text_col, label_col, class_names, name)
+        validation = _to_split(raw[val_name], val_name, text_col, label_col, class_names, name, label_ids)
     else:
         train, validation = _carve(train, validation_fraction, seed)
         # Checked again: carving can take every row of a class (a class with one row, with the other
@@ -92,13 +103,14 @@ def load_labeled_data(
         _require_two_classes_after_carve(train, validation, class_names, name)
 
     test = None
-    if "test" in raw and not _unlabeled(raw["test"], label_col):
-        test = _to_split(raw["test"], "test", text_col, label_col, class_names, name)
-    return LabeledData(train, validation, test, class_names, text_col, label_col, val_name is None)
+    if "test" in raw and train_name != "test" and not _unlabeled(raw["test"], label_col):
+        test = _to_split(raw["test"], "test", text_col, label_col, class_names, name, label_ids)
+    return LabeledData(train, validation, test, class_names, text_col, label_col, val_name is None, label_ids)
 
 
 def load_training_data(config: Config) -> LabeledData:
-    """`load_labeled_data` with the dataset, columns, validation fraction and seed a Config names."""
+    """`load_labeled_data` with the dataset, columns, splits, label names, encoding, validation fraction and
+    seed a Config names."""
     return load_labeled_data(
         config.dataset,
         config.subset,
@@ -106,6 +118,9 @@ def load_training_data(config: Config) -> LabeledData:
         label_column=config.label_column,
         validation_fraction=config.validation_fraction,
         seed=config.seed,
+        train_split=config.train_split,
+        label_names=config.label_names,
+        encoding=config.encoding,
     )
 
 
@@ -117,9 +132,13 @@ def load_split(
     class_names: Sequence[str],
     text_column: str | None = None,
     label_column: str | None = None,
+    label_ids: Sequence[str] | None = None,
+    encoding: str | None = None,
 ) -> Split:
-    """Load one named split, mapping its labels onto an existing model's `class_names`."""
-    raw = _load_raw(source, subset)
+    """Load one named split, mapping its labels onto an existing model's `class_names`: string labels by
+    name, integer labels by the model's `label_ids` (the training data's ids, see LabeledData) when it has
+    them, else by name ("0", "1", ...)."""
+    raw = _load_raw(source, subset, encoding)
     name = _describe(source, subset)
     if split not in raw:
         raise DataError(f"{name} has no split {split!r} (splits: {', '.join(raw)})")
@@ -128,7 +147,39 @@ def load_split(
     label_col = find_column(ds.column_names, label_column, "label", name, LABEL_COLUMNS)
     if _unlabeled(ds, label_col):
         raise DataError(f"split {split!r} of {name} has no labels (all -1); evaluate on another split")
-    return _to_split(ds, split, text_col, label_col, tuple(class_names), name)
+    return _to_split(ds, split, text_col, label_col, tuple(class_names), name, label_ids)
+
+
+def _train_split_name(raw: datasets.DatasetDict, train_split: str | None, name: str) -> str:
+    if train_split is not None:
+        if train_split not in raw:
+            raise DataError(f"{name} has no split {train_split!r} to train on (splits: {', '.join(raw)})")
+        return train_split
+    if "train" in raw:
+        return "train"
+    example = next((s for s in raw if s not in ("test",)), next(iter(raw)))
+    raise DataError(
+        f"{name} has no 'train' split (splits: {', '.join(raw)}); name the split to train on with "
+        f"--train-split (e.g. --train-split {example}), or give one file as --dataset to train on all its rows"
+    )
+
+
+def _named_classes(
+    found: tuple[str, ...], label_ids: tuple[str, ...] | None, label_names: tuple[str, ...], name: str
+) -> tuple[str, ...]:
+    """`label_names` in place of the names of integer classes, after checking there is one for each class."""
+    if label_ids is None:
+        raise DataError(
+            f"the labels of {name} are names already ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''}); "
+            "label names are for integer labels: leave them out"
+        )
+    if len(label_names) != len(found):
+        ids = ", ".join(label_ids[:10]) + (", ..." if len(label_ids) > 10 else "")
+        raise DataError(
+            f"{len(label_names)} label names for the {len(found)} classes of {name} (label ids {ids}); "
+            "give one name for each id, in order"
+        )
+    return label_names
 
 
 def _describe(source: str | Path | None, subset: str | None) -> str:
@@ -137,14 +188,16 @@ def _describe(source: str | Path | None, subset: str | None) -> str:
     return f"'{source}'" + (f" (subset {subset!r})" if subset else "")
 
 
-def _load_raw(source: str | Path | None, subset: str | None) -> datasets.DatasetDict:
+def _load_raw(source: str | Path | None, subset: str | None, encoding: str | None = None) -> datasets.DatasetDict:
     resolved = resolve_source(source)
     if isinstance(resolved, Path):
-        return _load_local(resolved)
+        return _load_local(resolved, encoding)
+    if encoding is not None:
+        raise DataError(f"an encoding is for local CSV/TSV/JSON files; {source!r} is read from the Hub: leave it out")
     return load_hub_dataset(resolved, subset)
 
 
-def _load_local(path: Path) -> datasets.DatasetDict:
+def _load_local(path: Path, encoding: str | None = None) -> datasets.DatasetDict:
     if path.is_file():
         files = {"train": path}
     else:
@@ -163,32 +216,56 @@ def _load_local(path: Path) -> datasets.DatasetDict:
     for split, f in files.items():
         if _is_empty(f):
             raise DataError(f"split {split!r} of '{path}' is empty ({f.name} has no rows)")
-    builder, kwargs = FILE_FORMATS[suffixes.pop()]
+    suffix = suffixes.pop()
+    builder, kwargs = FILE_FORMATS[suffix]
+    if encoding is not None:
+        if suffix == ".parquet":
+            raise DataError(f"an encoding is for CSV/TSV/JSON files; {path} is Parquet, which is always UTF-8")
+        kwargs = {**kwargs, "encoding": encoding}
+    if builder == "json" and encoding is None:
+        # pyarrow's JSON reader takes invalid UTF-8 into string columns unchecked; it would fail later, rowless.
+        _refuse_undecodable(files.values(), encoding)
     try:
         return datasets.load_dataset(
             builder, data_files={split: str(f) for split, f in files.items()}, **kwargs
         )
     except Exception as e:  # pyarrow/pandas parse errors come in many types
-        undecodable = next(filter(None, (_first_undecodable_line(f) for f in files.values())), None)
-        if undecodable is not None:
-            raise DataError(
-                f"could not read {undecodable[0]}: line {undecodable[1]} is not valid UTF-8; save the file as "
-                "UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-            ) from None
+        _refuse_undecodable(files.values(), encoding)
         raise DataError(f"could not read {path}: {one_line(_root_cause(e))}") from None
 
 
-def _first_undecodable_line(file: Path) -> tuple[Path, int] | None:
-    """(file, 1-based line number) of the first line of a text file that is not UTF-8; None for Parquet files
-    and for text that decodes."""
+def _refuse_undecodable(files: Iterable[Path], encoding: str | None) -> None:
+    """A DataError naming the first line that is not valid in `encoding` (UTF-8 by default), if there is one."""
+    undecodable = next(filter(None, (_first_undecodable_line(f, encoding) for f in files)), None)
+    if undecodable is None:
+        return
+    file, line = undecodable
+    if encoding is None:
+        raise DataError(
+            f"could not read {file}: line {line} is not valid UTF-8; name the file's encoding (e.g. --encoding "
+            "latin-1) or save it as UTF-8"
+        )
+    raise DataError(f"could not read {file}: line {line} is not valid {encoding}")
+
+
+def _first_undecodable_line(file: Path, encoding: str | None = None) -> tuple[Path, int] | None:
+    """(file, 1-based line number) of the first line of a text file that is not valid in `encoding` (UTF-8 by
+    default); None for Parquet files and for text that decodes."""
     if file.suffix.lower() == ".parquet":
         return None
+    # Incremental: in UTF-16 a line's bytes do not end where a b"\n" byte is.
+    decoder = codecs.getincrementaldecoder(encoding or "utf-8")()
     with file.open("rb") as f:
-        for number, line in enumerate(f, 1):
+        number = 1
+        for chunk in f:
             try:
-                line.decode("utf-8")
+                number += decoder.decode(chunk).count("\n")
             except UnicodeDecodeError:
                 return file, number
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return file, number
     return None
 
 
@@ -218,43 +295,23 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
-def find_column(
-    columns: Sequence[str], given: str | None, kind: str, name: str, candidates: Sequence[str] = TEXT_COLUMNS
-) -> str:
-    """`given` if `columns` has it, else the one column whose name is among `candidates`.
+def _class_names(train: datasets.Dataset, label_col: str, name: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """The class names, and for integer labels the id of each class (as text; None for string labels).
 
-    `kind` ("text", "label") names the column and its flag in messages; `name` says where the columns are.
-    """
-    if given is not None:
-        if given not in columns:
-            raise DataError(f"{name} has no column {given!r} (columns: {', '.join(columns)})")
-        return given
-    found = [c for c in columns if c.lower() in candidates]
-    if len(found) == 1:
-        return found[0]
-    flag = f"--{kind}-column"
-    if not found:
-        raise DataError(
-            f"no {kind} column found in {name} (columns: {', '.join(columns)}); name it with {flag}"
-        )
-    raise DataError(f"ambiguous {kind} column in {name}: {', '.join(found)} all qualify; pick one with {flag}")
-
-
-def _class_names(train: datasets.Dataset, label_col: str, name: str) -> tuple[str, ...]:
-    """ClassLabel names when the dataset has them, else the sorted distinct labels of train.
-
+    ClassLabel names when the dataset has them (ids 0..n-1), else the sorted distinct labels of train.
     Integer labels are sorted as numbers and named by their value: labels 1..5 (star ratings) are
     five classes "1".."5", not six with an empty class 0.
     """
     feature = train.features[label_col]
     if isinstance(feature, datasets.ClassLabel):
-        return tuple(feature.names)
+        return tuple(feature.names), tuple(str(i) for i in range(len(feature.names)))
     column = _label_column(train, label_col, "train", name)
     if _is_text(column):
         names = tuple(sorted(pc.unique(_string_labels(column, "train", name, label_col)).to_pylist()))
         _refuse_case_variants(names, name)
-        return names
-    return tuple(str(v) for v in sorted(set(_integer_labels(column, "train", name).tolist())))
+        return names, None
+    ids = tuple(str(v) for v in sorted(set(_integer_labels(column, "train", name).tolist())))
+    return ids, ids
 
 
 def _string_labels(column: pa.ChunkedArray, split: str, name: str, label_col: str) -> pa.ChunkedArray:
@@ -299,7 +356,13 @@ def _integer_labels(column: pa.ChunkedArray, split: str, name: str) -> np.ndarra
 
 
 def _to_split(
-    ds: datasets.Dataset, split: str, text_col: str, label_col: str, class_names: tuple[str, ...], name: str
+    ds: datasets.Dataset,
+    split: str,
+    text_col: str,
+    label_col: str,
+    class_names: tuple[str, ...],
+    name: str,
+    label_ids: Sequence[str] | None = None,
 ) -> Split:
     if len(ds) == 0:
         raise DataError(f"split {split!r} of {name} is empty")
@@ -326,10 +389,16 @@ def _to_split(
     else:
         if _is_text(column):
             values = _string_labels(column, split, name, label_col).to_pylist()
+            index = {n: i for i, n in enumerate(class_names)}
         else:
             values = [str(v) for v in _integer_labels(column, split, name)]
-        index = {n: i for i, n in enumerate(class_names)}
+            index = {n: i for i, n in enumerate(label_ids or class_names)}
         unknown = next((v for v in values if v not in index), None)
+        if unknown is not None and label_ids is not None and tuple(label_ids) != tuple(class_names):
+            raise DataError(
+                f"split {split!r} of {name} has label id {unknown}, which is not among the label ids "
+                f"({', '.join(label_ids)}) of the classes ({', '.join(class_names)})"
+            )
         if unknown is not None:
             same = [n for n in class_names if n.casefold() == unknown.casefold()]
             hint = f"; did you mean {same[0]!r}? labels are case-sensitive" if same else ""

@@ -3,7 +3,10 @@ or standard input ("-"); a glob pattern stands for the files it matches.
 
 Every row keeps where it came from (source, 1-based row number, optional id) so output can be matched back to
 input. Undecodable bytes (and half characters from JSON surrogate escapes) become U+FFFD and the row is
-flagged; a byte-order mark is dropped; a row without its text column is an error that names it.
+flagged; a byte-order mark is dropped; a row without its text column is an error that names it. Inputs are
+UTF-8 unless an encoding is named (latin-1, cp1252, utf-16, ...): such input is re-encoded as UTF-8 as it is
+read, so every reader below sees UTF-8 bytes, and bytes invalid in the named encoding are replaced and flagged
+the same way.
 
 A line of a plain-text or JSON Lines input ends at "\n" (a "\r" just before it belongs to the line end): a lone
 "\r", U+0085, U+2028 and U+2029 are part of the text, so row numbers are the ones `wc -l` and `sed -n` count.
@@ -27,8 +30,9 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from textpipe.data import find_column
-from textpipe.errors import DataError, one_line
+from textpipe.columns import find_column
+from textpipe.config import check_encoding
+from textpipe.errors import ConfigError, DataError, one_line
 
 STDIN = "-"
 INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
@@ -56,6 +60,7 @@ class InputSpec:
     format: str  # one of INPUT_FORMATS
     text_column: str | None = None
     id_column: str | None = None
+    encoding: str | None = None  # None: UTF-8
 
 
 def resolve_inputs(
@@ -63,11 +68,17 @@ def resolve_inputs(
     input_format: str | None = None,
     text_column: str | None = None,
     id_column: str | None = None,
+    encoding: str | None = None,
 ) -> list[InputSpec]:
     """Check every input before any work starts: it exists, its format is known, its header has the columns.
     A glob pattern stands for the files it matches (see `expand_patterns`)."""
     if not paths:
         raise DataError("no input files given")
+    if encoding is not None:
+        try:
+            check_encoding(encoding)
+        except ConfigError as e:
+            raise DataError(str(e)) from None
     if input_format is not None and input_format not in INPUT_FORMATS:
         raise DataError(f"unknown input format {input_format!r}; choose from {', '.join(INPUT_FORMATS)}")
     if sum(p == STDIN for p in paths) > 1:
@@ -79,7 +90,7 @@ def resolve_inputs(
         fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
         if fmt == "text" and id_column is not None:
             raise DataError(f"--id-column needs CSV/TSV or JSON Lines input; {path} is read as plain text")
-        spec = InputSpec(path, fmt, text_column, id_column)
+        spec = InputSpec(path, fmt, text_column, id_column, encoding)
         if fmt in ("csv", "tsv") and path != STDIN:
             spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
         specs.append(spec)
@@ -103,7 +114,7 @@ def expand_patterns(paths: Sequence[str]) -> list[str]:
 
 def read_rows(spec: InputSpec) -> Iterator[InputRow]:
     """The rows of one input, in order, decoded with replacement of undecodable bytes."""
-    with _open_binary(spec.path) as raw:
+    with _open_binary(spec.path, spec.encoding) as raw:
         if spec.format == "text":
             rows = _text_rows(spec, raw)
         elif spec.format == "jsonl":
@@ -122,12 +133,41 @@ def _decode(raw: bytes) -> tuple[str, bool]:
 
 
 @contextlib.contextmanager
-def _open_binary(path: str) -> Iterator[io.BufferedIOBase]:
-    if path == STDIN:
-        yield sys.stdin.buffer
-    else:
-        with open(path, "rb") as f:
-            yield f
+def _open_binary(path: str, encoding: str | None = None) -> Iterator[io.BufferedIOBase]:
+    """The input's bytes, as UTF-8: re-encoded from `encoding` when one other than UTF-8 is named."""
+    with contextlib.ExitStack() as stack:
+        raw = sys.stdin.buffer if path == STDIN else stack.enter_context(open(path, "rb"))
+        if encoding is None or codecs.lookup(encoding).name == "utf-8":
+            yield raw
+        else:
+            yield io.BufferedReader(_Utf8Recoder(raw, encoding))
+
+
+class _Utf8Recoder(io.RawIOBase):
+    """A byte stream in `encoding`, read as UTF-8 bytes. Line ends pass through as they are. A byte invalid in
+    `encoding` comes out as itself (surrogateescape both ways), so it fails as UTF-8 and is replaced and flagged
+    by the readers like any undecodable byte. The underlying stream (standard input, too) is left open."""
+
+    def __init__(self, raw: io.BufferedIOBase, encoding: str) -> None:
+        super().__init__()
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
+        self._raw = raw
+        self._pending = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending and not self._done:
+            chunk = self._raw.read(1 << 16)
+            self._done = not chunk
+            text = self._decoder.decode(chunk, final=self._done)
+            self._pending = text.encode("utf-8", errors="surrogateescape")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 def _binary_lines(raw: io.BufferedIOBase) -> Iterator[tuple[int, bytes]]:
@@ -298,7 +338,7 @@ def _replace_surrogates(text: str) -> tuple[str, bool]:
 
 
 def _csv_text_column(spec: InputSpec) -> str:
-    with open(spec.path, "rb") as raw:
+    with _open_binary(spec.path, spec.encoding) as raw:
         header = next(_csv_records(spec, raw), None)
     if header is None:
         raise DataError(f"{spec.path} is empty: a CSV/TSV input needs a header row")

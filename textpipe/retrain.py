@@ -256,13 +256,14 @@ def load_sources(settings: RetrainSettings):
     from textpipe.data import FILE_FORMATS, LabeledData, Split, load_labeled_data, load_split
 
     config, loaded, counts = settings.config, [], []
-    columns = {"text_column": config.text_column, "label_column": config.label_column}
+    columns = {"text_column": config.text_column, "label_column": config.label_column, "encoding": config.encoding}
     for given in settings.sources:
         source = settings.base / Path(given).expanduser()
         if not source.exists() and (given.startswith((".", "/", "~")) or Path(given).suffix.lower() in FILE_FORMATS):
             raise DataError(f"no such file or folder: {source} (relative sources are read from the config's folder)")
         source = str(source) if source.exists() else given  # else a Hub id
-        data = load_labeled_data(source, validation_fraction=config.validation_fraction, seed=config.seed, **columns)
+        data = load_labeled_data(source, validation_fraction=config.validation_fraction, seed=config.seed,
+                                 train_split=config.train_split, label_names=config.label_names, **columns)
         if loaded and data.class_names != loaded[0][0].class_names:
             raise DataError(f"sources disagree on the classes: {settings.sources[0]!r} has "
                             f"({', '.join(loaded[0][0].class_names)}), {given!r} has ({', '.join(data.class_names)}); "
@@ -270,7 +271,8 @@ def load_sources(settings: RetrainSettings):
         if settings.eval_split in ("test", "validation"):  # a source without a test split: training rows only
             held_out = data.test if settings.eval_split == "test" else data.validation
         else:
-            held_out = load_split(source, settings.eval_split, class_names=data.class_names, **columns)
+            held_out = load_split(source, settings.eval_split, class_names=data.class_names,
+                                  label_ids=data.label_ids, **columns)
         loaded.append((data, held_out))
         counts.append({"source": given, "train": len(data.train), "validation": len(data.validation),
                        "validation_from_train": data.validation_from_train, "eval": len(held_out or ())})
@@ -285,7 +287,8 @@ def load_sources(settings: RetrainSettings):
     first = loaded[0][0]
     data = LabeledData(joined(d.train for d, _ in loaded), joined(d.validation for d, _ in loaded),
                        joined(h for _, h in loaded), first.class_names, first.text_column, first.label_column,
-                       any(d.validation_from_train for d, _ in loaded))
+                       any(d.validation_from_train for d, _ in loaded),
+                       next((d.label_ids for d, _ in loaded if d.label_ids is not None), None))
     return data, counts
 
 

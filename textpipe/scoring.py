@@ -176,17 +176,19 @@ def score_files(
     input_format: str | None = None,
     text_column: str | None = None,
     id_column: str | None = None,
+    encoding: str | None = None,
     batch_size: int = DEFAULT_BATCH,
     skip_empty: bool = False,
     progress: Callable[[int], None] | None = None,
     shard: tuple[int, int] | None = None,
 ) -> ScoreSummary:
-    """Score `inputs` into the file `output` ("-": standard output), written atomically.
+    """Score `inputs` (UTF-8, or the text `encoding` named) into the file `output` ("-": standard output),
+    written atomically.
 
     `progress`, if given, is called with the number of rows just written, batch by batch.
     """
     output_format = output_format_for(output, output_format)
-    specs = resolve_inputs(inputs, input_format, text_column, id_column)
+    specs = resolve_inputs(inputs, input_format, text_column, id_column, encoding)
     check_output_file(output, [spec.path for spec in specs if spec.path != STDIN])
     summary = ScoreSummary()
     records = score_rows(

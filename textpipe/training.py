@@ -98,6 +98,7 @@ def train(
         model=end_to_end(vectorizer, classifier),
         config=config,
         class_names=data.class_names,
+        label_ids=data.label_ids,
         vocabulary_size=vectorizer.vocabulary_size(),
         history={k: [float(v) for v in values] for k, values in history.history.items()},
         word_vectors=vector_report,
