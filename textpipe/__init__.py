@@ -22,6 +22,7 @@ __all__ = [
     "save_bundle",
     "train",
     "evaluate",
+    "export_saved_model",
 ]
 
 
@@ -37,6 +38,7 @@ _EXPORTS = {
     "load_split": "data",
     "train": "training",
     "evaluate": "evaluation",
+    "export_saved_model": "export",
 }
 
 

@@ -13,6 +13,7 @@ from textpipe.errors import BundleError
 
 MODEL_FILE = "model.keras"
 META_FILE = "bundle.json"
+SAVED_MODEL_FILE = "saved_model.pb"  # of an exported model (export.py)
 
 
 def check_bundle_folder(path: str | Path) -> None:
@@ -31,3 +32,11 @@ def check_bundle_target(path: str | Path) -> None:
     path = Path(path)
     if path.is_file() or (path.is_dir() and any(path.iterdir()) and not (path / META_FILE).is_file()):
         raise BundleError(f"{path} exists and is not a textpipe bundle; refusing to overwrite it")
+
+
+def check_export_target(path: str | Path) -> None:
+    """Refuse, before any work, to write an exported model over something that is not one (an empty folder is
+    fine)."""
+    path = Path(path)
+    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not (path / SAVED_MODEL_FILE).is_file()):
+        raise BundleError(f"{path} exists and is not an exported model; refusing to overwrite it")

@@ -167,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     similarity.add_argument("word_a", metavar="WORD1")
     similarity.add_argument("word_b", metavar="WORD2")
     similarity.set_defaults(run=run_similarity)
+
+    export = commands.add_parser(
+        "export", help="write a bundle as a TensorFlow SavedModel for TensorFlow Serving", parents=[common]
+    )
+    export.add_argument("bundle", help="model bundle folder")
+    export.add_argument("output", metavar="DIR",
+                        help="folder to write the SavedModel to; TensorFlow Serving reads numbered versions: "
+                             "serving/NAME/1")
+    export.set_defaults(run=run_export)
     return parser
 
 
@@ -383,6 +392,21 @@ def run_similarity(args: argparse.Namespace) -> int:
     from textpipe.bundle import load_bundle
 
     print(f"{load_bundle(args.bundle).similarity(args.word_a, args.word_b):.4f}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from textpipe.bundle_files import check_bundle_folder, check_export_target
+    from textpipe.paths import check_output_dir
+
+    check_bundle_folder(args.bundle)
+    check_output_dir(args.output, what="export")
+    check_export_target(args.output)
+    from textpipe.bundle import load_bundle
+    from textpipe.export import SIGNATURE, export_saved_model
+
+    path = export_saved_model(load_bundle(args.bundle), args.output)
+    print(f"SavedModel written to {path} (signature {SIGNATURE!r}: text -> probabilities, label)")
     return 0
 
 
