@@ -231,20 +231,46 @@ def run_train(args: argparse.Namespace) -> int:
     from textpipe.evaluation import format_report
     from textpipe.training import train
 
-    bundle = train(config, data, verbose=1 if sys.stdout.isatty() else 2)
-    vectors = bundle.word_vectors
-    if "found" in vectors:
-        print(
-            f"word vectors: {vectors['found']} of {vectors['found'] + vectors['missing']} vocabulary words found "
-            f"in {vectors['source']} ({vectors['found_share']:.1%}); the rest got small random vectors"
-        )
-    elif vectors:
-        print(f"word vectors: learned by skip-gram in {vectors['seconds']:.1f} s")
+    bundle = train(config, data, verbose=1 if sys.stdout.isatty() else 2, progress=_terminal_progress(config))
     print(describe_kept_epoch(bundle.kept_epoch))
     path = save_bundle(bundle, config.output)
     print(f"\nvalidation metrics\n{format_report(bundle.metrics['validation'])}\n")
     print(f"bundle saved to {path}" if bundle.is_chief else f"bundle left to the chief worker, which saves it to {path}")
     return 0
+
+
+def _terminal_progress(config):
+    """Training's phases as tqdm bars on stderr (only on a terminal), and a line on stdout as each ends."""
+    from tqdm import tqdm
+
+    from textpipe.progress import Progress
+
+    class TerminalProgress(Progress):
+        @contextlib.contextmanager
+        def phase(self, name, total=None, unit="it"):
+            scale = unit == "B"  # bytes: shown as kB, MB
+            with tqdm(desc=name, total=total, unit=unit, unit_scale=scale, file=sys.stderr, disable=None,
+                      leave=False, dynamic_ncols=True) as bar:
+                yield bar.update
+
+        def word_vectors(self, report):
+            print(describe_word_vectors(report), flush=True)
+
+        def classifier(self, epochs):
+            print(f"classifier: {config.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}", flush=True)
+
+    return TerminalProgress()
+
+
+def describe_word_vectors(report: dict) -> str:
+    """One line: where the conv1d model's word vectors came from."""
+    tuned = "; trained with the model" if report.get("fine_tuned") else "; kept frozen"
+    if "found" in report:
+        return (
+            f"word vectors: {report['found']} of {report['found'] + report['missing']} vocabulary words found in "
+            f"{report['source']} ({report['found_share']:.1%}); the rest got small random vectors{tuned}"
+        )
+    return f"word vectors: learned by skip-gram in {report['seconds']:.1f} s{tuned}"
 
 
 def describe_kept_epoch(kept: dict) -> str:

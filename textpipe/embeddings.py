@@ -8,7 +8,9 @@ The same table answers "which words are closest to X" (nearest_neighbors, cosine
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from textpipe.errors import ConfigError, DataError
+from textpipe.progress import SILENT, Progress
 
 WORD_VECTOR_DIM = 100
 PADDING, UNKNOWN = 0, 1  # TextVectorization reserves id 0 for "" and id 1 for "[UNK]"
@@ -39,7 +42,7 @@ def train_word_vectors(
     learning_rate: float = 0.005,
     subsample: float = SUBSAMPLE,
     seed: int = 0,
-    verbose: int | str = 0,
+    progress: Progress = SILENT,
 ) -> np.ndarray:
     """Learn a (vocab_size, dim) float32 table from padded token ids (n_texts, seq_len) by skip-gram.
 
@@ -47,7 +50,7 @@ def train_word_vectors(
     words drawn from the unigram^0.75 distribution are negatives for the same target. Padding and [UNK]
     are never target or context: row 0 is zeros and row 1 keeps its random initial vector.
     `subsample` (0 turns it off) is word2vec's threshold t for dropping frequent words.
-    `verbose` is Keras' fit verbosity, so a caller that wants a progress bar passes 1.
+    Each epoch is a `progress` phase ("word vectors: skip-gram epoch 1/5") counted in batches.
     """
     keras.utils.set_random_seed(seed)
     token_ids = _check_token_ids(token_ids, vocab_size)
@@ -81,10 +84,40 @@ def train_word_vectors(
         # Each step is tiny, so per-step overhead dominates: 16 steps per call is ~25% faster on CPU.
         steps_per_execution=16,
     )
-    model.fit(_pair_batches(pairs, batch_size, negatives, rng, seed), epochs=epochs, shuffle=False, verbose=verbose)
+    batches = _pair_batches(pairs, batch_size, negatives, rng, seed)
+    model.fit(batches, epochs=epochs, shuffle=False, verbose=0,
+              callbacks=[_EpochPhases(progress, epochs, int(batches.cardinality()))])
     table = np.array(model.target.embeddings.numpy(), dtype=np.float32)
     table[PADDING] = 0.0
     return table
+
+
+class _EpochPhases(keras.callbacks.Callback):
+    """Each epoch of the skip-gram's fit as one `progress` phase, advanced by the batches done."""
+
+    def __init__(self, progress: Progress, epochs: int, steps: int) -> None:
+        super().__init__()
+        self._progress, self._epochs, self._steps = progress, epochs, steps
+        self._phase = contextlib.ExitStack()
+        self._advance, self._done = None, 0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        name = f"word vectors: skip-gram epoch {epoch + 1}/{self._epochs}"
+        self._advance = self._phase.enter_context(self._progress.phase(name, total=self._steps, unit=" batches"))
+        self._done = 0
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        # With steps_per_execution, Keras calls this once per execution, with the index its last step would
+        # have, which at the end of an epoch can lie past the epoch's last batch.
+        done = min(batch + 1, self._steps)
+        self._advance(done - self._done)
+        self._done = done
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self._phase.close()
+
+    def on_train_end(self, logs=None) -> None:
+        self._phase.close()
 
 
 class SkipGram(keras.Model):
@@ -200,6 +233,7 @@ def read_word_vectors(
     *,
     fill: np.ndarray | None = None,
     seed: int = 0,
+    progress: Progress = SILENT,
 ) -> WordVectors:
     """Read the vectors of `vocabulary`'s words from a GloVe (`word v1 ... vd`) or word2vec text file.
 
@@ -209,7 +243,7 @@ def read_word_vectors(
     words that are kept (parsing every number of a GB-sized file would take minutes).
     An exact match wins over a lower-cased one, as the vectorizer lower-cases the vocabulary.
     Words not in the file take their row from `fill` (e.g. learned skip-gram vectors, same shape),
-    else small seeded random vectors; row 0 (padding) is zeros.
+    else small seeded random vectors; row 0 (padding) is zeros. Reading is a `progress` phase counted in bytes.
     """
     vocabulary = list(vocabulary)
     index = {word: i for i, word in enumerate(vocabulary) if word not in SPECIAL_TOKENS}
@@ -217,14 +251,19 @@ def read_word_vectors(
     exact: set[int] = set()
     dim = None
     try:
-        f = open(path, encoding="utf-8", errors="replace")
+        f = open(path, "rb")  # binary: its size in bytes is the phase's total
     except FileNotFoundError:
         raise DataError(f"word vector file {path} does not exist") from None
     except OSError as e:
         raise DataError(f"cannot read word vector file {path}: {e.strerror or e}") from None
-    with f:
-        for number, line in enumerate(f, start=1):
-            fields = line.rstrip().split(" ")
+    with f, progress.phase(f"word vectors: reading {Path(path).name}", total=_size(f), unit="B") as advance:
+        unreported = 0
+        for number, raw in enumerate(f, start=1):
+            unreported += len(raw)
+            if unreported >= 1 << 22:  # a bar update per 4 MB, not per line
+                advance(unreported)
+                unreported = 0
+            fields = raw.decode("utf-8", errors="replace").rstrip().split(" ")
             if fields == [""]:
                 continue  # blank line
             if dim is None and number == 1 and len(fields) == 2 and all(x.isdigit() for x in fields):
@@ -251,6 +290,7 @@ def read_word_vectors(
                 raise DataError(f"{path} line {number}: the vector of {word!r} holds inf or NaN")
             if word == vocabulary[i]:
                 exact.add(i)
+        advance(unreported)
     if dim is None:
         raise DataError(f"word vector file {path} holds no vectors")
 
@@ -269,6 +309,13 @@ def read_word_vectors(
     if len(vocabulary):
         table[PADDING] = 0.0
     return WordVectors(table=table, found=len(rows), missing=len(index) - len(rows))
+
+
+def _size(f) -> int | None:
+    try:
+        return os.fstat(f.fileno()).st_size or None  # a pipe or FIFO reports 0
+    except OSError:
+        return None
 
 
 def _is_number(text: str) -> bool:

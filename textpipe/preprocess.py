@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from textpipe.data import Split
+from textpipe.progress import SILENT, Progress
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Texts per vectorizer call inside tf.data: large batches amortize the per-call overhead.
@@ -35,9 +36,18 @@ def build_vectorizer(vocab_size: int, sequence_length: int) -> keras.layers.Text
     )
 
 
-def adapt_vectorizer(vectorizer: keras.layers.TextVectorization, texts: np.ndarray) -> None:
+def adapt_vectorizer(
+    vectorizer: keras.layers.TextVectorization, texts: np.ndarray, progress: Progress = SILENT
+) -> None:
     """Learn the vocabulary from training texts (never validation or test)."""
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(VECTORIZE_BATCH))
+    with progress.phase("vocabulary", total=len(texts), unit=" texts") as advance:
+
+        def batches():  # adapt takes any iterable of batches: one step of the bar per batch
+            for batch in tf.data.Dataset.from_tensor_slices(texts).batch(VECTORIZE_BATCH):
+                yield batch
+                advance(int(batch.shape[0]))
+
+        vectorizer.adapt(batches())
 
 
 def vectorize(vectorizer: keras.layers.TextVectorization, texts: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from textpipe.evaluation import evaluate
 from textpipe.models import build_model
 from textpipe.paths import check_training_paths
 from textpipe.presets import resolve_auto
+from textpipe.progress import SILENT, Progress
 from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize
 
 
@@ -31,10 +32,12 @@ def train(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = 0,
     warm_start: Bundle | None = None,
+    progress: Progress = SILENT,
 ) -> Bundle:
     """Adapt the vectorizer on train text, fit the model, and measure it on the validation split.
 
-    `verbose` is passed to Keras' fit (0 silent, 1 progress bar, 2 one line per epoch).
+    `verbose` is passed to Keras' fit (0 silent, 1 progress bar, 2 one line per epoch). `progress` hears of
+    the phases before it (vocabulary; the conv1d model's word vectors, and where they came from).
     `warm_start`: continue from that bundle's vocabulary and weights (and word vectors) instead of a fresh
     start; raises ConfigError saying why when its classes or architecture differ from this run's.
     """
@@ -57,13 +60,15 @@ def train(
         check_warm_start(warm_start, config, data.class_names)
         vectorizer.set_vocabulary(warm_start.vectorizer.get_vocabulary())
     else:
-        adapt_vectorizer(vectorizer, data.train.texts)
+        adapt_vectorizer(vectorizer, data.train.texts, progress)
     table, vector_report = None, {}
     if config.model == "conv1d" and warm_start is not None:
         table = warm_start.word_vector_table()
         vector_report = {**warm_start.word_vectors, "fine_tuned": config.fine_tune_word_vectors}
     elif config.model == "conv1d":
-        table, vector_report = word_vector_table(config, vectorizer, data.train.texts, verbose)
+        table, vector_report = word_vector_table(config, vectorizer, data.train.texts, progress)
+    if vector_report:
+        progress.word_vectors(vector_report)
 
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
@@ -86,6 +91,7 @@ def train(
                 variable.assign(value)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _fit_under_multiworker(classifier)
+        progress.classifier(config.epochs)
         history = classifier.fit(
             batches(data.train, shuffle=True),
             validation_data=batches(data.validation, shuffle=False),
@@ -114,13 +120,13 @@ def _layer_weights(classifier: keras.Model) -> list[keras.Variable]:
 
 
 def word_vector_table(
-    config: Config, vectorizer: keras.layers.TextVectorization, texts: np.ndarray, verbose: int | str = 0
+    config: Config, vectorizer: keras.layers.TextVectorization, texts: np.ndarray, progress: Progress = SILENT
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The (vocabulary, dim) table for the conv1d path, and a report of where it came from."""
     vocabulary = vectorizer.get_vocabulary()
     start = time.perf_counter()
     if config.word_vectors is not None:
-        vectors = read_word_vectors(config.word_vectors, vocabulary, seed=config.seed)
+        vectors = read_word_vectors(config.word_vectors, vocabulary, seed=config.seed, progress=progress)
         if vectors.table.shape[1] != config.word_vector_dim:
             raise ConfigError(
                 f"{config.word_vectors} holds {vectors.table.shape[1]}-dim vectors but word_vector_dim is "
@@ -140,7 +146,7 @@ def word_vector_table(
             dim=config.word_vector_dim,
             epochs=config.skipgram_epochs,
             seed=config.seed,
-            verbose=verbose,
+            progress=progress,
         )
         report = {"source": "skip-gram", "epochs": config.skipgram_epochs}
     report["seconds"] = round(time.perf_counter() - start, 2)

@@ -1,0 +1,30 @@
+"""What a long run reports while it works. The library calls these hooks and never prints; the default shows
+nothing, and the command line shows each phase as a tqdm bar on a terminal (see cli.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+
+class Progress:
+    """Hooks for the phases of training: learning the vocabulary, reading or learning word vectors."""
+
+    @contextlib.contextmanager
+    def phase(self, name: str, total: int | None = None, unit: str = "it") -> Iterator[Callable[[int], None]]:
+        """A phase called `name`, of `total` units if known: the block calls the function it gets with the
+        number of units just done."""
+        yield _ignore
+
+    def word_vectors(self, report: dict[str, Any]) -> None:
+        """The conv1d model's word vectors are ready (before the classifier trains): where they came from."""
+
+    def classifier(self, epochs: int) -> None:
+        """The classifier starts training, for at most `epochs` epochs."""
+
+
+def _ignore(done: int) -> None:
+    pass
+
+
+SILENT = Progress()
