@@ -11,7 +11,9 @@ Sections:
 - throughput: tf.data training input against numpy arrays, the vectorizer, and model-only inference against
   the machine's floating-point floor;
 - scoring: `textpipe score` against in-memory `predict` (rows/s, peak memory), and the Beam path on the
-  DirectRunner against `textpipe score` (see beam_benchmark.py).
+  DirectRunner against `textpipe score` (see beam_benchmark.py);
+- startup: the command line's time to report a mistake, against a process that only imports TensorFlow
+  (see startup_benchmark.py).
 
 Every ratio compares two things measured in the same process, interleaved, as the median of --repeats runs.
 A run of some sections keeps the other sections' earlier results in the report, each with its own command,
@@ -40,7 +42,7 @@ import textpipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
-SECTIONS = ("accuracy", "throughput", "scoring")
+SECTIONS = ("accuracy", "throughput", "scoring", "startup")
 
 
 def main() -> int:
@@ -103,6 +105,11 @@ def main() -> int:
             results["throughput"] = {**stamp, **run_throughput_section(args, tmp)}
         if "scoring" in sections:
             results["scoring"] = {**stamp, **run_scoring_section(args, tmp)}
+        if "startup" in sections:
+            from startup_benchmark import run_startup
+
+            (tmp / "startup").mkdir()
+            results["startup"] = {**stamp, **run_startup(max(args.repeats, 5), tmp / "startup", log)}
     write_reports(results, output)
     print(f"wrote {output} and {json_path}")
     return 0

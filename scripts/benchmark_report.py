@@ -28,6 +28,8 @@ def render(results: dict) -> str:
         parts.append(render_scoring(results["scoring"]))
     if "throughput" in results:
         parts.append(render_throughput(results["throughput"]))
+    if "startup" in results:
+        parts.append(render_startup(results["startup"]))
     return "\n".join(parts)
 
 
@@ -239,4 +241,21 @@ every worker loading the bundle), interleaved, medians of {b['repeats']}.
 | `textpipe score`, in this process | {b['local_rows_per_s']:,.0f} | 1.00 |
 | `--runner DirectRunner`, 1 worker (`in_memory`) | {b['beam_1_rows_per_s']:,.0f} | {b['beam_1_vs_local']:.2f} |
 | `--runner DirectRunner`, 2 workers (`multi_processing`) | {b['beam_2_rows_per_s']:,.0f} | {b['beam_2_vs_local']:.2f} |
+"""
+
+
+def render_startup(section: dict) -> str:
+    base = section["baseline_s"]
+    rows = "\n".join(f"| {name} | {seconds:.2f} | {seconds / base:.2f} |" for name, seconds in section["seconds"].items())
+    return f"""## Time to an error
+
+{stamp(section)}- medians of {section['repeats']} runs of `python -m textpipe ...` in a fresh process, to its exit
+
+Mistakes are found before TensorFlow is imported. The baseline is a process that imports TensorFlow and
+nothing else ({base:.2f} s here): what each of these errors took when the command line imported it first.
+An unreachable Hub id waits at most 3 s for an answer before it is looked for in the local cache.
+
+| case | seconds | ÷ importing TensorFlow |
+|---|---|---|
+{rows}
 """
