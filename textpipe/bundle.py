@@ -110,6 +110,12 @@ class Bundle:
         ids = self.predict_proba(texts, batch_size).argmax(axis=1)
         return [self.class_names[i] for i in ids]
 
+    def explain(self, texts: Sequence[str]) -> list[Any]:
+        """For each text, the predicted class and each word's contribution to it (see textpipe.explain)."""
+        from textpipe.explain import explain  # explain.py imports this module
+
+        return explain(self, texts)
+
 
 def end_to_end(vectorizer: keras.layers.TextVectorization, classifier: keras.Model) -> keras.Model:
     """Put the adapted vectorizer in front of the classifier: the one model that is saved and served.

@@ -121,6 +121,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     evaluate.set_defaults(run=run_evaluate)
 
+    report = commands.add_parser(
+        "report", help="write an HTML page of a bundle's results on a labeled split, with figures", parents=[common]
+    )
+    report.add_argument("bundle", help="model bundle folder")
+    report.add_argument("--dataset", help="Hub id, local folder or file (default: the data the bundle was trained on)")
+    report.add_argument("--subset", help="dataset configuration on the Hub")
+    report.add_argument("--split", default="test", help="split to report on (default: test)")
+    report.add_argument("--text-column", help="name of the text column")
+    report.add_argument("--label-column", help="name of the label column")
+    report.add_argument("--encoding", help=ENCODING_HELP + "; without --dataset, the training data's")
+    report.add_argument("--mistakes", type=int, default=20,
+                        help="how many of the most confident mistakes to show, explained word by word (default: 20)")
+    report.add_argument("--output", "-o", required=True, metavar="FILE.html",
+                        help="the HTML file to write (one self-contained page, written atomically)")
+    report.set_defaults(run=run_report)
+
+    explain = commands.add_parser(
+        "explain", help="which words moved the prediction of each text, strongest first", parents=[common]
+    )
+    explain.add_argument("bundle", help="model bundle folder")
+    explain.add_argument("texts", nargs="+", metavar="TEXT", help="texts to explain")
+    explain.add_argument("--top", type=int, default=10, help="show the N strongest words of each text, 0 for all "
+                                                             "(default: 10)")
+    explain.add_argument("--json", action="store_true", help="print one JSON object per text, one per line")
+    explain.set_defaults(run=run_explain)
+
     predict = commands.add_parser("predict", help="classify texts given on the command line", parents=[common])
     predict.add_argument("bundle", help="model bundle folder")
     predict.add_argument("texts", nargs="+", metavar="TEXT", help="texts to classify")
@@ -293,13 +319,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.encoding is not None:
         check_encoding(args.encoding)
     from textpipe.bundle import load_bundle
-    from textpipe.data import load_split
     from textpipe.evaluation import evaluate, format_report
 
     bundle = load_bundle(args.bundle)
-    # Without --dataset: the data the bundle was trained on, with its subset and columns.
+    split = load_evaluation_split(args, bundle)
+    result = evaluate(bundle, split)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_report(result))
+    return 0
+
+
+def load_evaluation_split(args: argparse.Namespace, bundle):
+    """The labeled split `evaluate` and `report` name. Without --dataset: the data the bundle was trained on,
+    with its subset, columns and encoding."""
+    from textpipe.data import load_split
+
     trained_on = bundle.config if args.dataset is None else None
-    split = load_split(
+    return load_split(
         args.dataset if trained_on is None else trained_on.dataset,
         args.split,
         args.subset or (trained_on.subset if trained_on else None),
@@ -309,12 +347,93 @@ def run_evaluate(args: argparse.Namespace) -> int:
         label_ids=bundle.label_ids,
         encoding=args.encoding or (trained_on.encoding if trained_on else None),
     )
-    result = evaluate(bundle, split)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(format_report(result))
+
+
+def describe_evaluation_source(args: argparse.Namespace, bundle) -> str:
+    """Where load_evaluation_split reads from, in words."""
+    dataset = args.dataset if args.dataset is not None else bundle.config.dataset
+    subset = args.subset or (bundle.config.subset if args.dataset is None else None)
+    name = "the built-in sample dataset" if dataset is None else str(dataset)
+    name += f" (subset {subset})" if subset else ""
+    return name + (", the data the bundle was trained on" if args.dataset is None else "")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from textpipe.bundle_files import check_bundle_folder
+    from textpipe.config import check_encoding
+    from textpipe.errors import ConfigError, PathError
+    from textpipe.paths import check_output_file
+    from textpipe.sources import resolve_source
+
+    check_bundle_folder(args.bundle)
+    if args.dataset is not None:
+        resolve_source(args.dataset)
+    if args.encoding is not None:
+        check_encoding(args.encoding)
+    if args.output == "-":
+        raise PathError("the report is an HTML file with its images inside: name it, e.g. --output report.html")
+    check_output_file(args.output, [args.dataset] if args.dataset is not None else [], what="report")
+    if args.mistakes < 0:
+        raise ConfigError(f"--mistakes must be 0 or more, got {args.mistakes}")
+    from textpipe.bundle import load_bundle
+    from textpipe.report import write_report
+
+    bundle = load_bundle(args.bundle)
+    split = load_evaluation_split(args, bundle)
+    with tqdm(desc="report", unit=" steps", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+
+        def show(done: int, total: int, stage: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(stage, refresh=False)
+            bar.update(done - bar.n)
+
+        summary = write_report(
+            bundle, split, args.output, source_description=describe_evaluation_source(args, bundle),
+            split_name=args.split, progress=show, mistakes=args.mistakes, bundle_path=Path(args.bundle).resolve(),
+        )
+    metrics = summary.metrics
+    print(f"accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} on {metrics['n']} rows of "
+          f"{args.split}; expected calibration error {summary.expected_calibration_error:.4f}; "
+          f"{summary.mistakes_shown} mistakes explained")
+    print(f"report written to {summary.path}")
     return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from textpipe.bundle_files import check_bundle_folder
+    from textpipe.errors import ConfigError
+
+    check_bundle_folder(args.bundle)
+    if args.top < 0:
+        raise ConfigError(f"--top must be 0 (all words) or more, got {args.top}")
+    from textpipe.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle)
+    texts = [argument_text(number, argument) for number, argument in enumerate(args.texts, 1)]
+    top = args.top or None
+    for number, explanation in enumerate(bundle.explain(texts), 1):
+        if not explanation.text.strip():  # as predict does: an empty text gets no label
+            print(f"textpipe: text {number} is empty: no prediction", file=sys.stderr)
+            print(json.dumps({"text": explanation.text, "predicted": None, "probability": None, "words": []})
+                  if args.json else f"-\t-\t{explanation.text}")
+        elif args.json:
+            print(json.dumps(explanation.to_dict(top)))
+        else:
+            print(f"{explanation.predicted}\t{explanation.probability:.4f}\t{explanation.text}")
+            for word in explanation.words[:top]:
+                print(f"  {word.contribution:+.4f}\t{word.word}")
+    return 0
+
+
+def argument_text(number: int, argument: str) -> str:
+    """A text given on the command line. Python keeps undecodable argument bytes as lone surrogates, which no
+    model input can hold: they are replaced (as score replaces undecodable bytes in a file), and said so."""
+    text = argument.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if text != argument:
+        print(f"textpipe: text {number}: undecodable bytes replaced with U+FFFD", file=sys.stderr)
+    return text
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -324,14 +443,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from textpipe.bundle import load_bundle
 
     bundle = load_bundle(args.bundle)
-    texts = []
-    for number, argument in enumerate(args.texts, 1):
-        # Python keeps undecodable argument bytes as lone surrogates, which no model input can hold: replace
-        # them, as score does with undecodable bytes in a file, and say so.
-        text = argument.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        if text != argument:
-            print(f"textpipe: text {number}: undecodable bytes replaced with U+FFFD", file=sys.stderr)
-        texts.append(text)
+    texts = [argument_text(number, argument) for number, argument in enumerate(args.texts, 1)]
     probabilities = bundle.predict_proba(texts)
     for number, (text, row) in enumerate(zip(texts, probabilities), 1):
         if not text.strip():  # as score does: an empty text gets no label
