@@ -184,3 +184,49 @@ def test_label_names_and_encoding_from_the_command_line(tmp_path, capsys):
 
     status, out, err = run(capsys, "score", bundle_dir, inputs, "--encoding", "ebcdic-9", "--output", "-")
     assert status == 2 and "unknown text encoding 'ebcdic-9'" in err
+
+
+# --- edge cases of encodings and of label ids ---------------------------------------------------------------
+
+
+def test_bytes_no_encoding_can_read_are_flagged_not_fatal(tmp_path):
+    path = tmp_path / "in.txt"
+    # UTF-16-LE: two good lines, then a lone high surrogate, then an odd byte at the very end.
+    path.write_bytes("ok\nfine\n".encode("utf-16-le") + b"\x00\xd8x\x00\n\x00" + b"A")
+    (spec,) = resolve_inputs([str(path)], encoding="utf-16-le")
+    rows = [(r.text, r.replaced) for r in read_rows(spec)]
+    assert rows[:2] == [("ok", False), ("fine", False)]
+    assert [replaced for _, replaced in rows[2:]] == [True, True]
+    assert rows[2][0] == "\ufffdx"
+
+
+@pytest.mark.parametrize("spelling", ["utf-8", "UTF8", "utf_8"])
+def test_utf8_spelled_any_way_is_the_default_path(tmp_path, spelling):
+    assert Config(encoding=spelling).encoding is None
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"text": "caf\xe9", "label": 0}\n{"text": "ok", "label": 1}\n')
+    with pytest.raises(DataError, match="line 1 is not valid UTF-8"):  # checked up front, with its line
+        load_labeled_data(path, encoding=spelling)
+
+
+def test_utf16_json_lines_are_refused_with_the_way_out(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes('{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n'.encode("utf-16"))
+    with pytest.raises(DataError, match=r"must be UTF-8 or an ASCII-compatible encoding, not utf-16; .*iconv"):
+        load_labeled_data(path, encoding="utf-16")
+
+
+def test_classlabel_data_maps_through_names_or_the_models_label_ids(tmp_path):
+    import datasets
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [1, 0, 1]}, features=features).to_parquet(
+        tmp_path / "test.parquet")
+    # A model trained on string labels, its classes in another order: by name.
+    assert load_split(tmp_path, "test", class_names=("pos", "neg")).labels.tolist() == [0, 1, 0]
+    # A model trained on integer labels 1 and 2: ClassLabel ids 0 and 1 are not its ids.
+    with pytest.raises(DataError, match=r"label id 0, which is not among the label ids \(1, 2\)"):
+        load_split(tmp_path, "test", class_names=("one", "two"), label_ids=("1", "2"))
+    # Trained on ids 0 and 1 (any names): the ids are the same.
+    assert load_split(tmp_path, "test", class_names=("no", "yes"), label_ids=("0", "1")).labels.tolist() == [1, 0, 1]

@@ -361,7 +361,7 @@ def describe_evaluation_source(args: argparse.Namespace, bundle) -> str:
 def run_report(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from textpipe.bundle_files import check_bundle_folder
+    from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder
     from textpipe.config import check_encoding
     from textpipe.errors import ConfigError, PathError
     from textpipe.paths import check_output_file
@@ -374,7 +374,10 @@ def run_report(args: argparse.Namespace) -> int:
         check_encoding(args.encoding)
     if args.output == "-":
         raise PathError("the report is an HTML file with its images inside: name it, e.g. --output report.html")
-    check_output_file(args.output, [args.dataset] if args.dataset is not None else [], what="report")
+    # Never over the bundle's files or the data it reads (named, or the bundle's own when not).
+    bundle_files = [Path(args.bundle) / name for name in (META_FILE, MODEL_FILE)]
+    data = [args.dataset] if args.dataset is not None else _trained_on(args.bundle)
+    check_output_file(args.output, [*bundle_files, *data], what="report")
     if args.mistakes < 0:
         raise ConfigError(f"--mistakes must be 0 or more, got {args.mistakes}")
     from textpipe.bundle import load_bundle
@@ -399,6 +402,17 @@ def run_report(args: argparse.Namespace) -> int:
           f"{summary.mistakes_shown} mistakes explained")
     print(f"report written to {summary.path}")
     return 0
+
+
+def _trained_on(bundle: str) -> list[str]:
+    """The local dataset path recorded in a bundle's bundle.json, if any (read without TensorFlow)."""
+    from textpipe.bundle_files import META_FILE
+
+    try:
+        dataset = json.loads((Path(bundle) / META_FILE).read_text(encoding="utf-8"))["config"]["dataset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # load_bundle will say what is wrong with it
+    return [dataset] if isinstance(dataset, str) and os.path.exists(dataset) else []
 
 
 def run_explain(args: argparse.Namespace) -> int:

@@ -176,13 +176,16 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 _HINTS = typing.get_type_hints(Config)
 
 
-def check_encoding(name: str) -> str:
-    """`name` if Python knows the text encoding (utf-8, latin-1, cp1252, utf-16, ...), else a ConfigError."""
+def check_encoding(name: str | None) -> str | None:
+    """`name` if Python knows the text encoding (latin-1, cp1252, utf-16, ...), None for UTF-8 however it is
+    spelled (the default: one spelling, one code path), else a ConfigError."""
+    if name is None:
+        return None
     try:
-        codecs.lookup(name)
+        codec = codecs.lookup(name)
     except LookupError:
         raise ConfigError(f"unknown text encoding {name!r}; use a name Python knows, e.g. utf-8, latin-1, cp1252, utf-16") from None
-    return name
+    return None if codec.name == "utf-8" else name
 
 
 def check_label_names(names: typing.Iterable[str]) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 # Column finding is shared with the scoring inputs, which are read without importing `datasets`.
 from textpipe.columns import LABEL_COLUMNS, TEXT_COLUMNS, find_column  # noqa: F401
-from textpipe.config import Config
+from textpipe.config import Config, check_encoding
 from textpipe.errors import DataError, one_line
 # SAMPLE_DATASET (the review set used when no dataset is named) and FILE_FORMATS (suffix -> datasets builder)
 # live with the code that tells a local source from a Hub id, which runs before `datasets` is imported.
@@ -77,7 +77,7 @@ def load_labeled_data(
     for the i-th smallest id. Local CSV/TSV/JSON files are read as UTF-8, or in `encoding`.
     Raises DataError with a one-line explanation for every problem found.
     """
-    raw = _load_raw(source, subset, encoding)
+    raw = _load_raw(source, subset, check_encoding(encoding))
     name = _describe(source, subset)
     train_name = _train_split_name(raw, train_split, name)
     text_col = find_column(raw[train_name].column_names, text_column, "text", name)
@@ -138,7 +138,7 @@ def load_split(
     """Load one named split, mapping its labels onto an existing model's `class_names`: string labels by
     name, integer labels by the model's `label_ids` (the training data's ids, see LabeledData) when it has
     them, else by name ("0", "1", ...)."""
-    raw = _load_raw(source, subset, encoding)
+    raw = _load_raw(source, subset, check_encoding(encoding))
     name = _describe(source, subset)
     if split not in raw:
         raise DataError(f"{name} has no split {split!r} (splits: {', '.join(raw)})")
@@ -221,6 +221,10 @@ def _load_local(path: Path, encoding: str | None = None) -> datasets.DatasetDict
     if encoding is not None:
         if suffix == ".parquet":
             raise DataError(f"an encoding is for CSV/TSV/JSON files; {path} is Parquet, which is always UTF-8")
+        if builder == "json" and "\n".encode(encoding) != b"\n":
+            # The JSON reader cuts files into blocks at b"\n" and decodes each alone, which splits UTF-16/32.
+            raise DataError(f"JSON Lines files must be UTF-8 or an ASCII-compatible encoding, not {encoding}; "
+                            f"convert {path} first (e.g. iconv -f {encoding} -t utf-8)")
         kwargs = {**kwargs, "encoding": encoding}
     if builder == "json" and encoding is None:
         # pyarrow's JSON reader takes invalid UTF-8 into string columns unchecked; it would fail later, rowless.
@@ -378,13 +382,23 @@ def _to_split(
         )
 
     column = _label_column(ds, label_col, split, name)
-    if isinstance(ds.features[label_col], datasets.ClassLabel):
+    feature = ds.features[label_col]
+    if isinstance(feature, datasets.ClassLabel) and label_ids is None:
+        # A model trained on string labels: ClassLabel ids by their names when they are the model's classes,
+        # else by position.
         labels = _integer_labels(column, split, name)
-        if labels.min() < 0 or labels.max() >= len(class_names):
-            bad = labels[(labels < 0) | (labels >= len(class_names))][0]
+        if labels.min() < 0 or labels.max() >= len(feature.names):
+            bad = labels[(labels < 0) | (labels >= len(feature.names))][0]
             raise DataError(
-                f"split {split!r} of {name} has label id {bad}, outside the {len(class_names)} classes "
-                f"({', '.join(class_names)})"
+                f"split {split!r} of {name} has label id {bad}, outside its {len(feature.names)} classes "
+                f"({', '.join(feature.names)})"
+            )
+        if set(feature.names) == set(class_names):
+            labels = np.array([class_names.index(n) for n in feature.names])[labels]
+        elif len(feature.names) != len(class_names):
+            raise DataError(
+                f"split {split!r} of {name} has {len(feature.names)} classes ({', '.join(feature.names)}), "
+                f"the model {len(class_names)} ({', '.join(class_names)})"
             )
     else:
         if _is_text(column):

@@ -85,8 +85,11 @@ def train_word_vectors(
         steps_per_execution=16,
     )
     batches = _pair_batches(pairs, batch_size, negatives, rng, seed)
-    model.fit(batches, epochs=epochs, shuffle=False, verbose=0,
-              callbacks=[_EpochPhases(progress, epochs, int(batches.cardinality()))])
+    phases = _EpochPhases(progress, epochs, int(batches.cardinality()))
+    try:
+        model.fit(batches, epochs=epochs, shuffle=False, verbose=0, callbacks=[phases])
+    finally:  # fit's callbacks do not run when it raises (Ctrl-C): the open phase ends here
+        phases.on_train_end()
     table = np.array(model.target.embeddings.numpy(), dtype=np.float32)
     table[PADDING] = 0.0
     return table

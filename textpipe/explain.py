@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from textpipe.bundle import as_text_array
+from textpipe.embeddings import PADDING as PADDING_ID, UNKNOWN as UNKNOWN_ID
 
 if TYPE_CHECKING:
     from textpipe.bundle import Bundle
 
 # What tf.strings.split (the vectorizer's "whitespace" split) separates on: ASCII whitespace only.
 CHUNK = re.compile(r"[^ \t\n\v\f\r]+")
-PADDING_ID, UNKNOWN_ID = 0, 1
 
 
 @dataclasses.dataclass(frozen=True)

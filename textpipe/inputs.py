@@ -74,11 +74,10 @@ def resolve_inputs(
     A glob pattern stands for the files it matches (see `expand_patterns`)."""
     if not paths:
         raise DataError("no input files given")
-    if encoding is not None:
-        try:
-            check_encoding(encoding)
-        except ConfigError as e:
-            raise DataError(str(e)) from None
+    try:
+        encoding = check_encoding(encoding)
+    except ConfigError as e:
+        raise DataError(str(e)) from None
     if input_format is not None and input_format not in INPUT_FORMATS:
         raise DataError(f"unknown input format {input_format!r}; choose from {', '.join(INPUT_FORMATS)}")
     if sum(p == STDIN for p in paths) > 1:
@@ -137,20 +136,33 @@ def _open_binary(path: str, encoding: str | None = None) -> Iterator[io.Buffered
     """The input's bytes, as UTF-8: re-encoded from `encoding` when one other than UTF-8 is named."""
     with contextlib.ExitStack() as stack:
         raw = sys.stdin.buffer if path == STDIN else stack.enter_context(open(path, "rb"))
-        if encoding is None or codecs.lookup(encoding).name == "utf-8":
+        if encoding is None:  # UTF-8 (resolve_inputs turns its other spellings into None)
             yield raw
         else:
             yield io.BufferedReader(_Utf8Recoder(raw, encoding))
 
 
+def _invalid_utf8(error: UnicodeError) -> tuple[str, int]:
+    """Bytes the named encoding cannot decode (any byte, where surrogateescape takes only those of 0x80 and up:
+    an odd byte at the end of UTF-16, a lone surrogate) become one byte 0xFF, which is never valid UTF-8, so the
+    readers replace and flag it like any undecodable byte."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return "\udcff", error.end
+
+
+_AS_INVALID_UTF8 = "textpipe.invalid-utf8"
+codecs.register_error(_AS_INVALID_UTF8, _invalid_utf8)
+
+
 class _Utf8Recoder(io.RawIOBase):
-    """A byte stream in `encoding`, read as UTF-8 bytes. Line ends pass through as they are. A byte invalid in
-    `encoding` comes out as itself (surrogateescape both ways), so it fails as UTF-8 and is replaced and flagged
-    by the readers like any undecodable byte. The underlying stream (standard input, too) is left open."""
+    """A byte stream in `encoding`, read as UTF-8 bytes. Line ends pass through as they are. Bytes invalid in
+    `encoding` come out as an invalid UTF-8 byte (see `_invalid_utf8`), which the readers replace and flag like
+    any undecodable byte. The underlying stream (standard input, too) is left open."""
 
     def __init__(self, raw: io.BufferedIOBase, encoding: str) -> None:
         super().__init__()
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors=_AS_INVALID_UTF8)
         self._raw = raw
         self._pending = b""
         self._done = False
