@@ -26,6 +26,7 @@ DATASETS = ("sst2", "imdb", "emotion")
 METHODS = (
     "tfidf_lr_restricted", "tfidf_lr_ngrams",
     "lstm_default", "conv1d_default",  # textpipe train [--model conv1d]
+    "lstm_truncate", "conv1d_truncate",  # ... --long-texts truncate: the first 64 tokens only (textpipe 0.3)
     "lstm_all_epochs", "conv1d_all_epochs",  # ... --patience off --keep-last-epoch: every epoch, the last kept
     "lstm_accurate", "conv1d_accurate",  # ... --preset accurate
     "conv1d_accurate_vectors",  # ... --preset accurate --word-vectors FILE (vectors from more text)
@@ -33,6 +34,7 @@ METHODS = (
 # Settings of each textpipe method, beyond --model and --seed.
 TEXTPIPE_SETTINGS = {
     "default": {},
+    "truncate": {"long_texts": "truncate"},
     "all_epochs": {"patience": 0, "keep_best_epoch": False},
     "accurate": {"preset": "accurate"},
     "accurate_vectors": {"preset": "accurate"},

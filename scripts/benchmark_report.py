@@ -7,6 +7,8 @@ METHODS = {
     "tfidf_lr_ngrams": "TF-IDF + LR, word 1-2-grams (C of 1, 4)",
     "lstm_default": "textpipe lstm, defaults",
     "conv1d_default": "textpipe conv1d, defaults",
+    "lstm_truncate": "textpipe lstm, --long-texts truncate",
+    "conv1d_truncate": "textpipe conv1d, --long-texts truncate",
     "lstm_all_epochs": "textpipe lstm, every epoch, last kept",
     "conv1d_all_epochs": "textpipe conv1d, every epoch, last kept",
     "lstm_accurate": "textpipe lstm, --preset accurate",

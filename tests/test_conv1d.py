@@ -59,12 +59,12 @@ def test_conv1d_follows_the_reference_stack():
     assert model.input_shape == (None, None)  # token ids of any width
     layers = [(type(l).__name__, getattr(l, "filters", None)) for l in model.layers]
     assert layers == [
-        ("InputLayer", None), ("TrimPadding", None), ("Embedding", None),
+        ("InputLayer", None), ("SplitWindows", None), ("TrimPadding", None), ("Embedding", None),
         ("Conv1D", 64), ("Conv1D", 64), ("MaxPooling1D", None), ("Conv1D", 128), ("Conv1D", 128),
-        ("TokenAveragePooling1D", None), ("Dropout", None), ("Dense", None),
+        ("TokenAveragePooling1D", None), ("Dropout", None), ("Dense", None), ("AverageOverWindows", None),
     ]
     assert all(l.kernel_size == (3,) and l.activation.__name__ == "relu" for l in model.layers if hasattr(l, "filters"))
-    assert model.get_layer(index=5).pool_size == (3,)
+    assert model.get_layer(index=6).pool_size == (3,)
     vectors = model.get_layer("word_vectors")
     assert vectors.trainable and vectors.output_dim == 100  # fine-tuned from the table it starts with
     frozen = build_model(Config(model="conv1d", fine_tune_word_vectors=False), 2, word_vectors=TABLE)

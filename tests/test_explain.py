@@ -7,9 +7,12 @@ import time
 import numpy as np
 import pytest
 
+from conftest import TINY_SETTINGS
 from textpipe.cli import main
+from textpipe.config import Config
 from textpipe.errors import DataError
 from textpipe.explain import explain
+from textpipe.training import train
 
 
 def without(text, word):
@@ -56,16 +59,29 @@ def test_words_are_the_models_tokens_as_written(tiny_bundle):
     assert e.predicted == "positive" and e.words[0].word in ("GREAT!!,", "wonderful")
 
 
-def test_words_past_sequence_length_are_cut_off_and_count_zero(tiny_bundle):
-    length = tiny_bundle.config.sequence_length  # 16
+def test_words_past_the_first_window_count(tiny_bundle):
+    length = tiny_bundle.config.sequence_length  # 16: the text below is read in two windows
     text = " ".join(["awful"] + ["film"] * (length - 1) + ["wonderful", "superb", "lovely"])
     (e,) = explain(tiny_bundle, [text])
+    late = [w for w in e.in_text_order() if w.position >= length]
+    assert [w.word for w in late] == ["wonderful", "superb", "lovely"] and all(w.seen for w in e.words)
+    best = tiny_bundle.class_names.index(e.predicted)
+    left_out = tiny_bundle.predict_proba([without(text, late[1])])[0, best]
+    assert left_out == pytest.approx(e.probability - late[1].contribution, abs=1e-6)
+    assert abs(late[1].contribution) > 1e-4
+
+
+def test_words_past_sequence_length_are_cut_off_and_count_zero_when_truncating(tiny_data):
+    bundle = train(Config(**{**TINY_SETTINGS, "long_texts": "truncate", "epochs": 2}), tiny_data)
+    length = bundle.config.sequence_length
+    text = " ".join(["awful"] + ["film"] * (length - 1) + ["wonderful", "superb", "lovely"])
+    (e,) = explain(bundle, [text])
     late = [w for w in e.in_text_order() if w.position >= length]
     assert [w.word for w in late] == ["wonderful", "superb", "lovely"]
     assert all(not w.seen and w.contribution == 0.0 for w in late)
     assert all(w.seen for w in e.words if w.position < length)
-    best = tiny_bundle.class_names.index(e.predicted)
-    assert tiny_bundle.predict_proba([without(text, late[1])])[0, best] == pytest.approx(e.probability, abs=1e-6)
+    best = bundle.class_names.index(e.predicted)
+    assert bundle.predict_proba([without(text, late[1])])[0, best] == pytest.approx(e.probability, abs=1e-6)
 
 
 def test_one_model_call_per_text_and_fast(tiny_bundle):
@@ -84,7 +100,7 @@ def test_one_model_call_per_text_and_fast(tiny_bundle):
     start = time.perf_counter()
     explanations = explain(bundle, [text, "a dull show"])
     seconds = time.perf_counter() - start
-    assert calls == [min(words, bundle.config.sequence_length) + 1, 4]
+    assert calls == [words + 1, 4]  # every word is read
     assert len(explanations[0].words) == words >= 50
     assert seconds < 0.5
 

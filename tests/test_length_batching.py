@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import FILLER, TINY_SETTINGS
-from textpipe.bundle import load_bundle, save_bundle
+from textpipe.bundle import FORMAT_VERSION, load_bundle, save_bundle
 from textpipe.config import Config
 from textpipe.inputs import InputSpec
 from textpipe.layers import TokenAveragePooling1D, TrimPadding
@@ -46,17 +46,31 @@ def test_a_texts_probabilities_do_not_depend_on_its_batch(name, request, tmp_pat
     beside_long = first([SHORT, LONG, "dull"])
     np.testing.assert_allclose(among_short, alone, atol=1e-5)
     np.testing.assert_allclose(beside_long, alone, atol=1e-5)
-    # The long text is cut at sequence_length, so whatever follows its 64th word changes nothing.
-    np.testing.assert_allclose(first([LONG + " awful awful"]), first([LONG]), atol=1e-5)
+    # The 500-word text is read in windows of 64 words: its probabilities are the windows', averaged with
+    # each window weighted by its words, in whatever batch it comes.
+    words = LONG.split()
+    windows = [" ".join(words[i : i + 64]) for i in range(0, len(words), 64)]
+    weights = np.array([len(w.split()) for w in windows], dtype=np.float64)
+    each = bundle.infer(np.array(windows, dtype=object)).numpy()
+    np.testing.assert_allclose(first([LONG]), weights @ each / weights.sum(), atol=1e-5)
+    assert not np.allclose(first([LONG + " great great dull"]), first([LONG]), atol=1e-7)
+
+
+def test_truncate_reads_only_the_first_window(tiny_data):
+    bundle = train(Config(**{**TINY_SETTINGS, "sequence_length": 64, "epochs": 1, "long_texts": "truncate"}), tiny_data)
+    first64 = " ".join(LONG.split()[:64])
+    np.testing.assert_allclose(bundle.predict_proba([LONG + " awful awful"]), bundle.predict_proba([first64]), atol=1e-6)
 
 
 def test_each_batch_is_cut_to_its_longest_text(long_lstm_bundle, conv_bundle):
     for bundle, margin, shortest in ((long_lstm_bundle, 0, 1), (conv_bundle, 18, 19)):
         ids = bundle.vectorizer(tf.constant(["dull", "a great story", ""]))
-        assert ids.shape[1] == 64  # the vectorizer pads to sequence_length...
-        trim = bundle.classifier.get_layer("trim_padding")
-        assert trim(ids).shape[1] == max(3 + margin, shortest)  # ...and the model reads only what it needs
-        assert trim(bundle.vectorizer(tf.constant([LONG]))).shape[1] == 64
+        assert ids.shape[1] == 3  # the vectorizer passes every token on, padded to the longest text...
+        split, trim = bundle.classifier.get_layer("windows"), bundle.classifier.get_layer("trim_padding")
+        assert trim(split(ids)).shape[1] == max(3 + margin, shortest)  # ...and the model reads only what it needs
+        windows = split(bundle.vectorizer(tf.constant([LONG, "dull"])))
+        assert windows.shape == (8 + 1, 64)  # ceil(500 / 64) windows, then the short text's one
+        assert trim(windows).shape[1] == 64
 
 
 def test_trim_padding_pads_narrow_inputs_and_truncates_wide_ones():
@@ -107,7 +121,7 @@ def test_a_format_1_bundle_can_seed_a_warm_start(name, tiny_data, tmp_path):
     # A learning rate too small to move anything: the new model starts from, and keeps, the old weights.
     config = dataclasses.replace(start.config, epochs=1, learning_rate=1e-12)
     bundle = load_bundle(save_bundle(train(config, tiny_data, warm_start=start), tmp_path / name))
-    assert bundle.format_version == 2
+    assert bundle.format_version == FORMAT_VERSION
     # The layers' weights other than the word vectors (format 1 kept those outside the classifier).
     def layer_weights(model):
         return [w for l in model.layers if l.name != "word_vectors" for w in l.trainable_weights]

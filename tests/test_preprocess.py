@@ -44,11 +44,36 @@ def test_dataset_yields_id_batches_in_order_when_not_shuffled():
     texts = np.array([f"text number {i}" for i in range(10)], dtype=object)
     split = Split(texts, np.arange(10) % 2)
     v = adapted(list(texts))
-    ds = make_dataset(v, split, batch_size=4, shuffle=False, group_by_length=False)
+    ds = make_dataset(v, split, batch_size=4, shuffle=False, group_by_length=False, crop=8)
     batches = list(ds.as_numpy_iterator())
     assert [len(y) for _, y in batches] == [4, 4, 2]
     assert ds.cardinality().numpy() == 3
+    # With `crop`, every batch is padded to it; these texts are shorter, so nothing is cut.
     np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), v(tf.constant(texts)).numpy())
+    uncut = make_dataset(v, split, batch_size=4, shuffle=False, group_by_length=False)
+    assert [x.shape[1] for x, _ in uncut.as_numpy_iterator()] == [3, 3, 3]  # else to the batch's longest text
+
+
+def test_crop_trains_on_a_seeded_random_run_of_each_long_text():
+    words = [f"w{i}" for i in range(40)]
+    texts = np.array([" ".join(words), "w1 w2"], dtype=object)
+    v = adapted(words, sequence_length=None)
+    split = Split(texts, np.array([0, 1]))
+    ds = make_dataset(v, split, batch_size=2, shuffle=True, seed=3, crop=8)
+
+    def epoch():
+        rows = {int(y): x[x != 0].tolist() for xs, ys in ds.as_numpy_iterator() for x, y in zip(xs, ys)}
+        return rows[0], rows[1]
+
+    runs = [epoch() for _ in range(6)]
+    full = v(tf.constant(texts[:1])).numpy()[0].tolist()
+    for long, short in runs:
+        assert short == v(tf.constant(["w1 w2"])).numpy()[0].tolist()[:2]  # short texts come whole
+        start = full.index(long[0])
+        assert len(long) == 8 and long == full[start : start + 8]  # 8 consecutive tokens of the long text
+    assert len({tuple(long) for long, _ in runs}) > 1  # a different run in different epochs
+    ds = make_dataset(v, split, batch_size=2, shuffle=True, seed=3, crop=8)  # the same seed, afresh
+    assert [epoch() for _ in range(6)] == runs
 
 
 def test_shuffle_is_seeded_and_keeps_every_row():

@@ -21,8 +21,10 @@ def test_tiny_lstm_beats_chance_on_held_out_texts(tiny_bundle, tiny_data):
 def test_lstm_follows_the_reference_layout():
     model = build_model(Config(), n_classes=2)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["TrimPadding", "Embedding", "LSTM", "Dropout", "Dense"]
-    trim, embedding, lstm, dropout, head = model.layers
+    assert kinds == ["InputLayer", "SplitWindows", "TrimPadding", "Embedding", "LSTM", "Dropout", "Dense",
+                     "AverageOverWindows"]
+    _, windows, trim, embedding, lstm, dropout, head, average = model.layers
+    assert windows.window == average.window == 64  # longer texts are read 64 tokens at a time
     assert (trim.max_length, trim.min_length, trim.margin) == (64, 1, 0)
     assert model.input_shape == (None, None)  # any width: each batch is cut to its longest text
     assert (embedding.input_dim, embedding.output_dim, embedding.mask_zero) == (1024, 256, True)
@@ -33,7 +35,8 @@ def test_lstm_follows_the_reference_layout():
 
 def test_more_than_two_classes_get_a_softmax_head():
     model = build_model(Config(), n_classes=6)
-    assert model.layers[-1].units == 6 and model.layers[-1].activation.__name__ == "softmax"
+    head = model.get_layer("probabilities")
+    assert head.units == 6 and head.activation.__name__ == "softmax"
     assert model.loss == "sparse_categorical_crossentropy"
 
 
@@ -147,9 +150,9 @@ def test_mirrored_and_mixed_precision_train_and_reload(tiny_data, tmp_path):
 
     config = Config(**{**TINY_SETTINGS, "epochs": 6, "strategy": "mirrored", "mixed_precision": True})
     bundle = train(config, tiny_data)
-    head = bundle.classifier.layers[-1]
+    head, average = bundle.classifier.get_layer("probabilities"), bundle.classifier.layers[-1]
     lstm = next(layer for layer in bundle.classifier.layers if type(layer).__name__ == "LSTM")
-    assert head.dtype_policy.compute_dtype == "float32"
+    assert head.dtype_policy.compute_dtype == average.dtype_policy.compute_dtype == "float32"
     assert lstm.dtype_policy.compute_dtype == "float16" and lstm.dtype_policy.variable_dtype == "float32"
     assert evaluate(bundle, tiny_data.test)["accuracy"] > 0.8
     reloaded = load_bundle(save_bundle(bundle, tmp_path / "mixed"))

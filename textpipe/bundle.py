@@ -30,13 +30,14 @@ from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder, ch
 from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
-from textpipe.layers import TokenAveragePooling1D, TrimPadding
+from textpipe.layers import AverageOverWindows, SplitWindows, TokenAveragePooling1D, TrimPadding
 from textpipe.metrics import MacroF1
 
 FORMAT = "textpipe-bundle"
 # 2: each batch is cut to its longest text and the conv1d model averages over real tokens only (textpipe
-# 0.2). Format 1 bundles (textpipe 0.1: every text padded to sequence_length) load and predict as they did.
-FORMAT_VERSION = 2
+# 0.2). 3: long texts are read in windows (layers textpipe 0.3 cannot load). Format 1 and 2 bundles load and
+# predict as they did.
+FORMAT_VERSION = 3
 PREDICT_BATCH = 256
 
 
@@ -120,8 +121,9 @@ class Bundle:
 def end_to_end(vectorizer: keras.layers.TextVectorization, classifier: keras.Model) -> keras.Model:
     """Put the adapted vectorizer in front of the classifier: the one model that is saved and served.
 
-    The vectorizer pads every text to sequence_length; the classifier's first layer cuts the batch back to
-    its longest text, so serving costs what training does.
+    The vectorizer passes every token on (or, with long_texts "truncate", the first sequence_length); the
+    classifier reads them in windows, each batch of windows cut to its longest, so serving costs what the
+    texts' real tokens need.
     """
     texts = keras.Input(shape=(), dtype="string", name="text")
     return keras.Model(texts, classifier(vectorizer(texts)), name="textpipe")
@@ -228,7 +230,8 @@ def load_bundle(path: str | Path) -> Bundle:
         model = keras.models.load_model(
             model_path,
             custom_objects={
-                "TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D, "MacroF1": MacroF1
+                "TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D, "MacroF1": MacroF1,
+                "SplitWindows": SplitWindows, "AverageOverWindows": AverageOverWindows,
             },
         )
     except Exception as e:  # zip, h5 and deserialization errors come in many types
@@ -290,7 +293,8 @@ def _with_earlier_defaults(settings: Any) -> Any:
     frozen word vectors."""
     if not isinstance(settings, dict):
         return settings
-    earlier = {"keep_best_epoch": settings.get("patience") is not None, "fine_tune_word_vectors": False}
+    earlier = {"keep_best_epoch": settings.get("patience") is not None, "fine_tune_word_vectors": False,
+               "long_texts": "truncate"}
     return {**earlier, **settings}
 
 

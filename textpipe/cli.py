@@ -32,8 +32,11 @@ TRAIN_SETTINGS = [
     ("--preset", str, "seed (the reference model's settings) or accurate (vocabulary and sequence length chosen "
                       "from the training texts, batches of 32, up to 15 epochs); flags and --config win over it "
                       "(default: seed)"),
-    ("--sequence-length", "auto_int", "tokens kept per text, or auto: enough for 95%% of the training texts "
-                                      "(default: 64)"),
+    ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
+                                      "95%% of the training texts (default: 64)"),
+    ("--long-texts", str, "windows: read a text longer than --sequence-length in windows of that many tokens and "
+                          "average their predictions; truncate: read its first --sequence-length tokens only "
+                          "(default: windows)"),
     ("--vocab-size", "auto_int", "vocabulary size including padding and [UNK], or auto: the training texts' words seen "
                                  "at least twice (default: 1024)"),
     ("--embedding-dim", int, "embedding width of the lstm model (default: 256)"),

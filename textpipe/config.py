@@ -19,6 +19,7 @@ from textpipe.presets import AUTO, PRESETS, preset_settings
 
 MODELS = ("lstm", "conv1d")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+LONG_TEXTS = ("windows", "truncate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,9 @@ class Config:
     # Preprocessing. "auto": chosen from the training texts when training starts.
     vocab_size: int | str | None = None  # seed: 1024, including the padding token "" and "[UNK]"
     sequence_length: int | str | None = None  # seed: 64
+    # A text longer than sequence_length: "windows" reads all of it, sequence_length tokens at a time, and
+    # averages the windows' predictions; "truncate" reads its first sequence_length tokens only (textpipe 0.3).
+    long_texts: str = "windows"
 
     # Model.
     model: str = "lstm"
@@ -95,6 +99,8 @@ class Config:
             object.__setattr__(self, "encoding", check_encoding(self.encoding))
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.long_texts not in LONG_TEXTS:
+            raise ConfigError(f"long_texts must be one of {', '.join(LONG_TEXTS)}, got {self.long_texts!r}")
         if self.model not in MODELS:
             raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         for name, low in (("vocab_size", 3), ("sequence_length", 1)):

@@ -9,8 +9,9 @@ are predicted in one model call.
 
 Words are the model's tokens, shown as they are written in the text: the model splits on ASCII whitespace,
 lower-cases and strips punctuation, so "Great!" is read as "great", and a run of punctuation alone is no word.
-Only the first `sequence_length` words reach the model; leaving out a later one changes nothing, so those get
-a contribution of exactly 0 without a model call (`seen` is False).
+The model reads every word of a text, window by window. A bundle trained with long_texts "truncate" reads
+only the first `sequence_length` words; leaving out a later one changes nothing, so those get a contribution
+of exactly 0 without a model call (`seen` is False).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""The two layers that make a model's cost follow real tokens while its results ignore padding.
+"""The layers that make a model's cost follow real tokens while its results ignore padding.
 
+    SplitWindows             texts of any length -> windows of `window` tokens, the empty ones left out
+    AverageOverWindows       each window's class probabilities -> one row per text, weighted by tokens
     TrimPadding              token ids padded to any width -> the width this batch's texts need
     TokenAveragePooling1D    average over the output positions real tokens reach, not over padding
 
-Both are registered with Keras under the package name "textpipe", so a saved model that holds them loads
+All are registered with Keras under the package name "textpipe", so a saved model that holds them loads
 wherever textpipe is imported (`load_bundle` does); `model.export()` writes a SavedModel that needs neither.
 """
 
@@ -71,3 +73,70 @@ class TokenAveragePooling1D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "stride": self.stride}
+
+
+def _windows(ids: tf.Tensor, window: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Right-padded ids (batch, width) cut into consecutive windows of `window` tokens.
+
+    Returns the windows (batch * n, window), the real tokens in each (batch, n), and which windows a text
+    is read through (batch, n): those holding a token, and always the first, so an empty text still gets
+    a prediction (the model's answer to no words, as before windows existed).
+    """
+    width = tf.shape(ids)[1]
+    n = tf.maximum((width + window - 1) // window, 1)
+    ids = tf.pad(ids, [[0, 0], [0, n * window - width]])
+    lengths = tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1)
+    tokens = tf.clip_by_value(lengths[:, None] - tf.range(n)[None, :] * window, 0, window)
+    read = (tokens > 0) | (tf.range(n) == 0)[None, :]
+    return tf.reshape(ids, [-1, window]), tokens, read
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+class SplitWindows(keras.layers.Layer):
+    """Cut each text's token ids into windows of `window` tokens, the model's reading span, and stack the
+    windows that hold tokens: (batch, width) -> (windows, window). A text no longer than `window` is one
+    window, itself; AverageOverWindows puts the windows' predictions back together, one row per text.
+    """
+
+    def __init__(self, window: int, **kwargs):
+        super().__init__(**kwargs)
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self.window = window
+
+    def call(self, ids):
+        windows, _, read = _windows(ids, self.window)
+        return tf.boolean_mask(windows, tf.reshape(read, [-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.window)
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window}
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+class AverageOverWindows(keras.layers.Layer):
+    """Called on [window outputs (windows, classes), token ids (batch, width)]: each text's output is the
+    average of its windows' outputs, each window weighted by its real tokens, so a short last window counts
+    as little as it holds. The windows must come from SplitWindows with the same `window`, on the same ids.
+    """
+
+    def __init__(self, window: int, **kwargs):
+        super().__init__(**kwargs)
+        self.window = window
+
+    def call(self, inputs):
+        outputs, ids = inputs
+        _, tokens, read = _windows(ids, self.window)
+        batch = tf.shape(ids)[0]
+        weights = tf.cast(tf.boolean_mask(tf.maximum(tokens, 1), read), outputs.dtype)
+        owner = tf.boolean_mask(tf.broadcast_to(tf.range(batch)[:, None], tf.shape(read)), read)
+        total = tf.math.unsorted_segment_sum(outputs * weights[:, None], owner, batch)
+        return total / tf.math.unsorted_segment_sum(weights, owner, batch)[:, None]
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[1][0], input_shapes[0][1])
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window}

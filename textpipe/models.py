@@ -1,8 +1,10 @@
 """The classifiers, each written as the list of its layers. They take right-padded token ids, not text.
 
-Both accept any number of steps: a first TrimPadding layer cuts every batch to what its longest text needs
-(never more than `sequence_length`), so the work follows real tokens, and neither model's output for a text
-depends on how much padding its batch carries.
+Both accept texts of any length. They read `sequence_length` tokens at a time: a longer text is cut into
+windows of that many tokens (SplitWindows), each window is classified, and the text gets the average of
+its windows' probabilities, weighted by their tokens (AverageOverWindows). A TrimPadding layer cuts every
+batch of windows to what its longest window needs, so the work follows real tokens, and neither model's
+output for a text depends on how much padding its batch carries.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import keras
 import numpy as np
 
 from textpipe.config import Config
-from textpipe.layers import TokenAveragePooling1D, TrimPadding
+from textpipe.layers import AverageOverWindows, SplitWindows, TokenAveragePooling1D, TrimPadding
 from textpipe.metrics import MacroF1
 
 
@@ -42,21 +44,24 @@ def build_model(
 
 def build_lstm(config: Config, n_classes: int, fixed_length: bool = False) -> keras.Model:
     shortest = config.sequence_length if fixed_length else 1
-    return keras.Sequential(
-        [
-            keras.Input(shape=(None,), dtype="int64", name="token_ids"),
-            TrimPadding(config.sequence_length, min_length=shortest, name="trim_padding"),
-            # mask_zero: padding (id 0) follows each text; unmasked, the LSTM would read the padding after a
-            # short text and forget what came before it, and its output would change with the batch's width.
-            keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True),
-            # Default activations, no recurrent dropout, right-padded mask: the conditions under which
-            # Keras runs this layer on the fused cuDNN kernel when a GPU is present.
-            keras.layers.LSTM(config.lstm_units),
-            keras.layers.Dropout(config.dropout),
-            classification_head(n_classes),
-        ],
-        name="classifier",
-    )
+    ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
+    windows = SplitWindows(config.sequence_length, name="windows")(ids)
+    layers = [
+        TrimPadding(config.sequence_length, min_length=shortest, name="trim_padding"),
+        # mask_zero: padding (id 0) follows each text; unmasked, the LSTM would read the padding after a
+        # short text and forget what came before it, and its output would change with the batch's width.
+        keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True),
+        # Default activations, no recurrent dropout, right-padded mask: the conditions under which
+        # Keras runs this layer on the fused cuDNN kernel when a GPU is present.
+        keras.layers.LSTM(config.lstm_units),
+        keras.layers.Dropout(config.dropout),
+        classification_head(n_classes),
+    ]
+    x = windows
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(ids, average_over_windows(config)([x, ids]),
+                       name="classifier")
 
 
 def conv1d_stack() -> list[keras.layers.Layer]:
@@ -73,18 +78,19 @@ def conv1d_stack() -> list[keras.layers.Layer]:
 def build_conv1d(
     config: Config, n_classes: int, word_vectors: np.ndarray | None, fixed_length: bool = False
 ) -> keras.Model:
-    """Token ids -> word vectors (fine-tuned, or frozen) -> the convolution stack -> average over real tokens
-    -> head."""
+    """Token ids -> windows -> word vectors (fine-tuned, or frozen) -> the convolution stack -> average over
+    real tokens -> head -> average over each text's windows."""
     if word_vectors is None or word_vectors.ndim != 2 or word_vectors.shape[1] != config.word_vector_dim:
         shape = None if word_vectors is None else word_vectors.shape
         raise ValueError(f"the conv1d model needs a (vocabulary, {config.word_vector_dim}) word-vector table, got {shape}")
     stack = conv1d_stack()
     field, stride = receptive_field(stack)
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
-    # Pad past the longest text by the stack's receptive field: every output position a real token reaches
+    windows = SplitWindows(config.sequence_length, name="windows")(ids)
+    # Pad past the longest window by the stack's receptive field: every output position a real token reaches
     # then sees the same inputs however wide the batch is.
     shortest = config.sequence_length if fixed_length else field
-    trimmed = TrimPadding(config.sequence_length, min_length=shortest, margin=field - 1, name="trim_padding")(ids)
+    trimmed = TrimPadding(config.sequence_length, min_length=shortest, margin=field - 1, name="trim_padding")(windows)
     table = keras.layers.Embedding(*word_vectors.shape, trainable=config.fine_tune_word_vectors, name="word_vectors")
     x = table(trimmed)
     for layer in stack:
@@ -94,7 +100,9 @@ def build_conv1d(
     # the lstm's mask, the average covers only the positions that real tokens reach.
     x = TokenAveragePooling1D(stride, name="average_over_tokens")([x, trimmed])
     x = keras.layers.Dropout(config.dropout)(x)
-    model = keras.Model(ids, classification_head(n_classes)(x), name="classifier")
+    x = classification_head(n_classes)(x)
+    model = keras.Model(ids, average_over_windows(config)([x, ids]),
+                        name="classifier")
     model.get_layer("word_vectors").set_weights([np.asarray(word_vectors, dtype=np.float32)])
     return model
 
@@ -113,6 +121,11 @@ def receptive_field(layers: list[keras.layers.Layer]) -> tuple[int, int]:
 def conv1d_min_length() -> int:
     """Shortest input the conv1d stack accepts: one output position's receptive field."""
     return receptive_field(conv1d_stack())[0]
+
+
+def average_over_windows(config: Config) -> AverageOverWindows:
+    # float32, like the head: its averages are the probabilities every caller sees.
+    return AverageOverWindows(config.sequence_length, dtype="float32", name="average_over_windows")
 
 
 def classification_head(n_classes: int) -> keras.layers.Dense:

@@ -22,8 +22,9 @@ VECTORIZE_BATCH = 1024
 LENGTH_WINDOW = 50
 
 
-def build_vectorizer(vocab_size: int, sequence_length: int) -> keras.layers.TextVectorization:
-    """Lower-cases, strips punctuation, splits on whitespace; pads/truncates at the end to `sequence_length`.
+def build_vectorizer(vocab_size: int, sequence_length: int | None) -> keras.layers.TextVectorization:
+    """Lower-cases, strips punctuation, splits on whitespace; pads/truncates at the end to `sequence_length`,
+    or, when it is None, keeps every token and pads each batch to its longest text.
 
     Built-in standardization keeps the saved model loadable without registering custom code.
     The vocabulary holds at most `vocab_size` entries, counting padding "" (id 0) and "[UNK]" (id 1).
@@ -34,6 +35,12 @@ def build_vectorizer(vocab_size: int, sequence_length: int) -> keras.layers.Text
         output_sequence_length=sequence_length,
         name="vectorizer",
     )
+
+
+def vectorizer_length(config) -> int | None:
+    """How many tokens of a text the vectorizer passes on: all of them when the model reads long texts in
+    windows (config.long_texts == "windows"), else the first `sequence_length`."""
+    return None if config.long_texts == "windows" else config.sequence_length
 
 
 def adapt_vectorizer(
@@ -50,10 +57,15 @@ def adapt_vectorizer(
         vectorizer.adapt(batches())
 
 
-def vectorize(vectorizer: keras.layers.TextVectorization, texts: np.ndarray) -> np.ndarray:
-    """Token ids of `texts` as one (n, sequence_length) array, computed in batches."""
+def vectorize(vectorizer: keras.layers.TextVectorization, texts: np.ndarray, length: int | None = None) -> np.ndarray:
+    """Token ids of `texts` as one (n, length) array, computed in batches: every text padded or cut to `length`
+    (default: the vectorizer's own sequence length, or else the longest text's)."""
     ds = tf.data.Dataset.from_tensor_slices(texts).batch(VECTORIZE_BATCH).map(vectorizer, num_parallel_calls=AUTOTUNE)
-    return np.concatenate(list(ds.as_numpy_iterator()))
+    batches = list(ds.as_numpy_iterator())
+    length = length or vectorizer.get_config().get("output_sequence_length")
+    if length is None:
+        length = max((b.shape[1] for b in batches), default=0)
+    return np.concatenate([np.pad(b[:, :length], [(0, 0), (0, length - min(b.shape[1], length))]) for b in batches])
 
 
 def make_dataset(
@@ -64,31 +76,42 @@ def make_dataset(
     shuffle: bool,
     seed: int = 0,
     group_by_length: bool = True,
+    crop: int | None = None,
 ) -> tf.data.Dataset:
     """(token ids, label) batches: vectorize in parallel, cache the ids, then shuffle, batch, prefetch.
 
-    Caching after vectorization means tokenization runs once, not once per epoch. With `group_by_length`
-    (the default), each window of LENGTH_WINDOW batches is sorted by text length before it is cut into
-    batches, and every batch is cut to its longest text: a batch of short texts costs a few steps, not
-    `sequence_length`. The batches of a window are then shuffled with the seed, so training still sees them
-    in random order. Without it, every batch is padded to `sequence_length` in the data's order (or the
-    shuffled order).
+    Caching after vectorization means tokenization runs once, not once per epoch. With `crop` (for training),
+    a text longer than `crop` tokens is replaced, afresh each epoch, by a run of `crop` consecutive tokens
+    starting at a random place in it: the model is trained on every part of long texts, at the cost of one
+    window each, and it reads them window by window in the same way (see models.py). Without `crop` each
+    text comes whole (for validation, which then scores texts as the saved model will).
+
+    With `group_by_length` (the default), each window of LENGTH_WINDOW batches is sorted by text length
+    before it is cut into batches, and every batch is cut to its longest text: a batch of short texts costs a
+    few steps, not `sequence_length`. The batches of a window are then shuffled with the seed, so training
+    still sees them in random order. Without it, every batch is padded to `crop` (or to its longest text) in
+    the data's order (or the shuffled order).
     """
     ds = (
         tf.data.Dataset.from_tensor_slices((split.texts, split.labels))
         .batch(VECTORIZE_BATCH)
         .map(lambda text, label: (vectorizer(text), label), num_parallel_calls=AUTOTUNE)
         .unbatch()
+        .map(_strip_padding, num_parallel_calls=AUTOTUNE)
         # Known size: Keras can show full progress bars and knows where an epoch ends.
         .apply(tf.data.experimental.assert_cardinality(len(split)))
         .cache()
     )
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    if crop is not None:
+        # One random number per text per epoch, from a stream seeded like the shuffle: reproducible runs.
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, draws).map(_random_run(crop), num_parallel_calls=AUTOTUNE)
     if not group_by_length:
-        return ds.batch(batch_size).prefetch(AUTOTUNE)
+        return ds.padded_batch(batch_size, padded_shapes=([crop], [])).prefetch(AUTOTUNE)
     ds = (
-        ds.batch(batch_size * LENGTH_WINDOW)
+        ds.padded_batch(batch_size * LENGTH_WINDOW, padded_shapes=([None], []))
         .map(_sort_by_length, num_parallel_calls=AUTOTUNE)
         .unbatch()
         .apply(tf.data.experimental.assert_cardinality(len(split)))
@@ -98,6 +121,20 @@ def make_dataset(
     if shuffle:
         ds = ds.shuffle(LENGTH_WINDOW, seed=seed, reshuffle_each_iteration=True)
     return ds.prefetch(AUTOTUNE)
+
+
+def _strip_padding(ids: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return ids[: tf.reduce_sum(tf.cast(ids != 0, tf.int32))], label
+
+
+def _random_run(length: int):
+    def crop(example: tuple[tf.Tensor, tf.Tensor], draw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        ids, label = example
+        starts = tf.maximum(tf.shape(ids, out_type=tf.int64)[0] - length, 0) + 1
+        start = tf.math.floormod(draw, starts)
+        return ids[start : start + length], label
+
+    return crop
 
 
 def _sort_by_length(ids: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

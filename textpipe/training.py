@@ -22,7 +22,7 @@ from textpipe.models import build_model
 from textpipe.paths import check_training_paths
 from textpipe.presets import resolve_auto
 from textpipe.progress import SILENT, Progress
-from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize
+from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize, vectorizer_length
 
 
 def train(
@@ -53,7 +53,7 @@ def train(
     # Every worker of a multi-worker run adapts its own vectorizer on the same texts in the same order; adapt
     # is deterministic (ties in word counts included), so all replicas get the same vocabulary with no
     # broadcast from the chief.
-    vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
+    vectorizer = build_vectorizer(config.vocab_size, vectorizer_length(config))
     if warm_start is not None:
         # Continue with the starting model's vocabulary: its embedding rows belong to those words. A fresh
         # vocabulary learned from new data would reorder the ids and make the old weights meaningless.
@@ -73,7 +73,10 @@ def train(
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
     def batches(split, shuffle):
-        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed)
+        # Training reads a random window of each long text per epoch; validation reads texts whole, window by
+        # window, as the saved model does, so the epoch kept is the best at what users will get.
+        crop = config.sequence_length if shuffle else None
+        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, crop=crop)
         # Across workers, shard by element: every worker builds the same (seeded) pipeline from the same
         # in-memory rows and keeps its own share of each batch. (The default, sharding by file, does not
         # apply to in-memory data and would only fall back to this after a warning.)
@@ -141,7 +144,7 @@ def word_vector_table(
         table = vectors.table
     else:
         table = train_word_vectors(
-            vectorize(vectorizer, texts),
+            vectorize(vectorizer, texts, config.sequence_length),  # each text's first window
             len(vocabulary),
             dim=config.word_vector_dim,
             epochs=config.skipgram_epochs,
