@@ -42,7 +42,7 @@ import textpipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
-SECTIONS = ("accuracy", "throughput", "scoring", "startup")
+SECTIONS = ("accuracy", "throughput", "scoring", "startup", "report")
 
 
 def main() -> int:
@@ -110,6 +110,11 @@ def main() -> int:
 
             (tmp / "startup").mkdir()
             results["startup"] = {**stamp, **run_startup(max(args.repeats, 5), tmp / "startup", log)}
+        if "report" in sections:
+            from report_benchmark import run_report_timing
+
+            (tmp / "report").mkdir()
+            results["report"] = {**stamp, **run_report_timing(args.repeats, tmp / "report", log)}
     write_reports(results, output)
     print(f"wrote {output} and {json_path}")
     return 0

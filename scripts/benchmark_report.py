@@ -32,6 +32,8 @@ def render(results: dict) -> str:
         parts.append(render_throughput(results["throughput"]))
     if "startup" in results:
         parts.append(render_startup(results["startup"]))
+    if "report" in results:
+        parts.append(render_report(results["report"]))
     return "\n".join(parts)
 
 
@@ -260,4 +262,24 @@ An unreachable Hub id waits at most 3 s for an answer before it is looked for in
 | case | seconds | ÷ importing TensorFlow |
 |---|---|---|
 {rows}
+"""
+
+
+def render_report(section: dict) -> str:
+    seconds = section["seconds"]
+    return f"""## Report and explain
+
+{stamp(section)}- medians of {section['repeats']} runs, each command in a fresh process, the two interleaved
+
+A default lstm trained on {section['dataset']} (2 epochs), reported on its {section['split']} split
+({section['rows']:,} rows): `textpipe report` against `textpipe evaluate` on the same rows, both timed to
+their exit (starting Python and TensorFlow included). The report's page is {section['report_bytes'] / 1024:,.0f} KiB.
+
+| command | seconds | ÷ evaluate |
+|---|---|---|
+| `textpipe evaluate BUNDLE --dataset emotion --split validation` | {seconds['evaluate']:.2f} | 1.00 |
+| `textpipe report BUNDLE --dataset emotion --split validation -o r.html` | {seconds['report']:.2f} | {seconds['report'] / seconds['evaluate']:.2f} |
+
+`Bundle.explain` on one 50-word text (51 variants in one model call, the model already traced):
+{section['explain_50_words_s'] * 1000:,.0f} ms.
 """

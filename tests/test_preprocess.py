@@ -44,36 +44,30 @@ def test_dataset_yields_id_batches_in_order_when_not_shuffled():
     texts = np.array([f"text number {i}" for i in range(10)], dtype=object)
     split = Split(texts, np.arange(10) % 2)
     v = adapted(list(texts))
-    ds = make_dataset(v, split, batch_size=4, shuffle=False, group_by_length=False, crop=8)
+    ds = make_dataset(v, split, batch_size=4, shuffle=False, group_by_length=False, windows=8)
     batches = list(ds.as_numpy_iterator())
     assert [len(y) for _, y in batches] == [4, 4, 2]
     assert ds.cardinality().numpy() == 3
-    # With `crop`, every batch is padded to it; these texts are shorter, so nothing is cut.
+    # With `windows`, every batch is padded to it; these texts are shorter, so nothing is cut.
     np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), v(tf.constant(texts)).numpy())
     uncut = make_dataset(v, split, batch_size=4, shuffle=False, group_by_length=False)
     assert [x.shape[1] for x, _ in uncut.as_numpy_iterator()] == [3, 3, 3]  # else to the batch's longest text
 
 
-def test_crop_trains_on_a_seeded_random_run_of_each_long_text():
-    words = [f"w{i}" for i in range(40)]
-    texts = np.array([" ".join(words), "w1 w2"], dtype=object)
+def test_windows_make_every_part_of_a_long_text_an_example():
+    words = [f"w{i}" for i in range(20)]
+    texts = np.array([" ".join(words), "w1 w2", ""], dtype=object)
     v = adapted(words, sequence_length=None)
-    split = Split(texts, np.array([0, 1]))
-    ds = make_dataset(v, split, batch_size=2, shuffle=True, seed=3, crop=8)
-
-    def epoch():
-        rows = {int(y): x[x != 0].tolist() for xs, ys in ds.as_numpy_iterator() for x, y in zip(xs, ys)}
-        return rows[0], rows[1]
-
-    runs = [epoch() for _ in range(6)]
+    split = Split(texts, np.array([0, 1, 1]))
+    ds = make_dataset(v, split, batch_size=3, shuffle=False, windows=8)
+    assert ds.cardinality().numpy() == 2  # 3 windows of the long text, then the two short texts: 5 examples
+    examples = sorted((x[x != 0].tolist(), int(y)) for xs, ys in ds.as_numpy_iterator() for x, y in zip(xs, ys))
     full = v(tf.constant(texts[:1])).numpy()[0].tolist()
-    for long, short in runs:
-        assert short == v(tf.constant(["w1 w2"])).numpy()[0].tolist()[:2]  # short texts come whole
-        start = full.index(long[0])
-        assert len(long) == 8 and long == full[start : start + 8]  # 8 consecutive tokens of the long text
-    assert len({tuple(long) for long, _ in runs}) > 1  # a different run in different epochs
-    ds = make_dataset(v, split, batch_size=2, shuffle=True, seed=3, crop=8)  # the same seed, afresh
-    assert [epoch() for _ in range(6)] == runs
+    short = v(tf.constant(["w1 w2"])).numpy()[0].tolist()[:2]
+    assert examples == sorted([(full[0:8], 0), (full[8:16], 0), (full[16:20], 0), (short, 1), ([], 1)])
+    shuffled = [x.tolist() for x, _ in make_dataset(v, split, 3, shuffle=True, seed=3, windows=8).as_numpy_iterator()]
+    again = [x.tolist() for x, _ in make_dataset(v, split, 3, shuffle=True, seed=3, windows=8).as_numpy_iterator()]
+    assert shuffled == again  # seeded
 
 
 def test_shuffle_is_seeded_and_keeps_every_row():

@@ -76,21 +76,21 @@ def make_dataset(
     shuffle: bool,
     seed: int = 0,
     group_by_length: bool = True,
-    crop: int | None = None,
+    windows: int | None = None,
 ) -> tf.data.Dataset:
     """(token ids, label) batches: vectorize in parallel, cache the ids, then shuffle, batch, prefetch.
 
-    Caching after vectorization means tokenization runs once, not once per epoch. With `crop` (for training),
-    a text longer than `crop` tokens is replaced, afresh each epoch, by a run of `crop` consecutive tokens
-    starting at a random place in it: the model is trained on every part of long texts, at the cost of one
-    window each, and it reads them window by window in the same way (see models.py). Without `crop` each
-    text comes whole (for validation, which then scores texts as the saved model will).
+    Caching after vectorization means tokenization runs once, not once per epoch. With `windows` (for
+    training), a text longer than `windows` tokens becomes consecutive windows of that many tokens (the last
+    one shorter), each an example with the text's label: the model is trained on every token of long texts,
+    in the windows it reads them in (see models.py). Without it each text comes whole (for validation, which
+    then scores texts as the saved model will).
 
     With `group_by_length` (the default), each window of LENGTH_WINDOW batches is sorted by text length
     before it is cut into batches, and every batch is cut to its longest text: a batch of short texts costs a
     few steps, not `sequence_length`. The batches of a window are then shuffled with the seed, so training
-    still sees them in random order. Without it, every batch is padded to `crop` (or to its longest text) in
-    the data's order (or the shuffled order).
+    still sees them in random order. Without it, every batch is padded to `windows` (or to its longest text)
+    in the data's order (or the shuffled order).
     """
     ds = (
         tf.data.Dataset.from_tensor_slices((split.texts, split.labels))
@@ -98,23 +98,23 @@ def make_dataset(
         .map(lambda text, label: (vectorizer(text), label), num_parallel_calls=AUTOTUNE)
         .unbatch()
         .map(_strip_padding, num_parallel_calls=AUTOTUNE)
-        # Known size: Keras can show full progress bars and knows where an epoch ends.
-        .apply(tf.data.experimental.assert_cardinality(len(split)))
-        .cache()
     )
+    if windows is not None:
+        ds = ds.flat_map(_cut_into_windows(windows))
+    ds = ds.cache()
+    # Known size: Keras can show full progress bars and knows where an epoch ends. Counting the windows
+    # takes one pass, which also fills the cache that the first epoch would have filled.
+    size = len(split) if windows is None else int(ds.reduce(np.int64(0), lambda n, _: n + 1))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(size))
     if shuffle:
-        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    if crop is not None:
-        # One random number per text per epoch, from a stream seeded like the shuffle: reproducible runs.
-        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, draws).map(_random_run(crop), num_parallel_calls=AUTOTUNE)
+        ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
     if not group_by_length:
-        return ds.padded_batch(batch_size, padded_shapes=([crop], [])).prefetch(AUTOTUNE)
+        return ds.padded_batch(batch_size, padded_shapes=([windows], [])).prefetch(AUTOTUNE)
     ds = (
         ds.padded_batch(batch_size * LENGTH_WINDOW, padded_shapes=([None], []))
         .map(_sort_by_length, num_parallel_calls=AUTOTUNE)
         .unbatch()
-        .apply(tf.data.experimental.assert_cardinality(len(split)))
+        .apply(tf.data.experimental.assert_cardinality(size))
         .batch(batch_size)
         .map(_trim_to_longest, num_parallel_calls=AUTOTUNE)
     )
@@ -127,14 +127,13 @@ def _strip_padding(ids: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tens
     return ids[: tf.reduce_sum(tf.cast(ids != 0, tf.int32))], label
 
 
-def _random_run(length: int):
-    def crop(example: tuple[tf.Tensor, tf.Tensor], draw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        ids, label = example
-        starts = tf.maximum(tf.shape(ids, out_type=tf.int64)[0] - length, 0) + 1
-        start = tf.math.floormod(draw, starts)
-        return ids[start : start + length], label
+def _cut_into_windows(length: int):
+    def cut(ids: tf.Tensor, label: tf.Tensor) -> tf.data.Dataset:
+        count = tf.maximum((tf.shape(ids)[0] + length - 1) // length, 1)  # an empty text stays one example
+        windows = tf.reshape(tf.pad(ids, [[0, count * length - tf.shape(ids)[0]]]), [count, length])
+        return tf.data.Dataset.from_tensor_slices((windows, tf.fill([count], label)))
 
-    return crop
+    return cut
 
 
 def _sort_by_length(ids: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

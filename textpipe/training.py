@@ -73,10 +73,10 @@ def train(
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
     def batches(split, shuffle):
-        # Training reads a random window of each long text per epoch; validation reads texts whole, window by
+        # Training reads every window of every text, each an example; validation reads texts whole, window by
         # window, as the saved model does, so the epoch kept is the best at what users will get.
-        crop = config.sequence_length if shuffle else None
-        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, crop=crop)
+        windows = config.sequence_length if shuffle else None
+        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, windows=windows)
         # Across workers, shard by element: every worker builds the same (seeded) pipeline from the same
         # in-memory rows and keeps its own share of each batch. (The default, sharding by file, does not
         # apply to in-memory data and would only fall back to this after a warning.)
