@@ -132,3 +132,20 @@ def test_a_format_1_bundle_can_seed_a_warm_start(name, tiny_data, tmp_path):
     if name == "lstm":  # the masked LSTM computes the same thing on a cut batch as on one padded to 16
         expected = json.loads((FORMAT1 / "predictions.json").read_text())
         np.testing.assert_allclose(bundle.predict_proba(expected["texts"]), expected["lstm"], atol=1e-5)
+
+
+def test_long_texts_are_predicted_in_smaller_batches_in_their_order(monkeypatch):
+    import textpipe.bundle as bundle_module
+
+    monkeypatch.setattr(bundle_module, "PREDICT_CHARS", 1000)
+    calls = []
+
+    def infer(texts):  # the "probability" of a text is its length, to check the order of the results
+        calls.append([len(t) for t in texts])
+        return tf.constant([[float(len(t))] for t in texts])
+
+    texts = np.array(["x" * n for n in (300, 5, 2000, 10, 250, 7, 400)], dtype=object)
+    got = bundle_module.predict_by_length(infer, texts, batch_size=4, n_classes=2)
+    np.testing.assert_array_equal(got[:, 1], [len(t) for t in texts])
+    # Sorted by length; at most 4 texts, and at most 1,000 characters' worth of the longest in a batch.
+    assert calls == [[5, 7, 10, 250], [300, 400], [2000]]

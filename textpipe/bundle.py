@@ -17,7 +17,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -133,13 +133,33 @@ def predict_by_length(
     infer: Callable[[Any], Any], texts: np.ndarray, batch_size: int, n_classes: int
 ) -> np.ndarray:
     """Class probabilities of `texts` (an object array of str or bytes), in their order, computed in batches
-    of texts of similar length (sorted by characters): each batch is only as wide as its longest text."""
+    of texts of similar length (sorted by characters): each batch is only as wide as its longest text.
+
+    A batch holds at most `batch_size` texts and, for long texts, fewer: at most PREDICT_CHARS characters'
+    worth of its longest text per call, so that a file of long documents (each read in many windows) needs no
+    more memory than one of sentences.
+    """
     probabilities = np.zeros((len(texts), n_classes), dtype=np.float32)
-    order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
-    for start in range(0, len(texts), batch_size):
-        rows = order[start : start + batch_size]
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    order = np.argsort(lengths, kind="stable")
+    for rows in _length_batches(order, lengths[order], batch_size):
         probabilities[rows] = to_class_probabilities(infer(texts[rows]).numpy())
     return probabilities
+
+
+# Characters per model call when texts are long (about 60,000 words): a batch of windows of a few MB.
+PREDICT_CHARS = 400_000
+
+
+def _length_batches(order: np.ndarray, sorted_lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    start = 0
+    while start < len(order):
+        # Sorted by length, a batch [start, end) is as wide as its last text: fit as many as the budget allows.
+        fits = PREDICT_CHARS // np.maximum(sorted_lengths[start : start + batch_size], 1)
+        room = np.arange(1, len(fits) + 1) <= fits
+        count = max(1, int(np.argmin(room)) if not room.all() else len(room))
+        yield order[start : start + count]
+        start += count
 
 
 def to_class_probabilities(outputs: np.ndarray) -> np.ndarray:
