@@ -32,6 +32,9 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
         steps = training["steps_per_text"]
         assert steps["fixed"] == 64 and training["tokens_per_text"] <= steps["grouped"] <= steps["cut"] <= 64
     assert len(scoring["scoring"]["peak_memory"]) == 2
+    report_timing = results["report"]
+    assert set(report_timing["seconds"]) == {"evaluate", "report"} and report_timing["rows"] == 2000
+    assert 0 < report_timing["explain_50_words_s"] and report_timing["report_bytes"] > 10_000
     beam = scoring["beam"]  # the dev install includes apache-beam
     assert beam["rows"] == scoring["scoring"]["lines"] and beam["beam_2_rows_per_s"] > 0
     for model in ("lstm", "conv1d"):
@@ -58,7 +61,7 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
         check=True, capture_output=True, timeout=1200,
     )
     again = json.loads(report.with_suffix(".json").read_text())
-    assert again["throughput"] == throughput and again["scoring"] == scoring
+    assert again["throughput"] == throughput and again["scoring"] == scoring and again["report"] == report_timing
     assert list(again["accuracy"]["datasets"]) == ["sst2", "imdb", "emotion"]
     assert again["accuracy"]["datasets"]["imdb"] == accuracy["imdb"]
     sst2 = again["accuracy"]["datasets"]["sst2"]
