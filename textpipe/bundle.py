@@ -156,8 +156,7 @@ def _length_batches(order: np.ndarray, sorted_lengths: np.ndarray, batch_size: i
     while start < len(order):
         # Sorted by length, a batch [start, end) is as wide as its last text: fit as many as the budget allows.
         fits = PREDICT_CHARS // np.maximum(sorted_lengths[start : start + batch_size], 1)
-        room = np.arange(1, len(fits) + 1) <= fits
-        count = max(1, int(np.argmin(room)) if not room.all() else len(room))
+        count = max(1, int(np.count_nonzero(np.arange(1, len(fits) + 1) <= fits)))  # fits only shrinks
         yield order[start : start + count]
         start += count
 

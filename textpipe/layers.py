@@ -91,6 +91,12 @@ def _windows(ids: tf.Tensor, window: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tens
     return tf.reshape(ids, [-1, window]), tokens, read
 
 
+def split_windows(ids: tf.Tensor, window: int) -> tf.Tensor:
+    """The windows (n, window) that the texts of right-padded `ids` (batch, width) are read through, in order."""
+    windows, _, read = _windows(ids, window)
+    return tf.boolean_mask(windows, tf.reshape(read, [-1]))
+
+
 @keras.saving.register_keras_serializable(package="textpipe")
 class SplitWindows(keras.layers.Layer):
     """Cut each text's token ids into windows of `window` tokens, the model's reading span, and stack the
@@ -105,8 +111,7 @@ class SplitWindows(keras.layers.Layer):
         self.window = window
 
     def call(self, ids):
-        windows, _, read = _windows(ids, self.window)
-        return tf.boolean_mask(windows, tf.reshape(read, [-1]))
+        return split_windows(ids, self.window)
 
     def compute_output_shape(self, input_shape):
         return (None, self.window)

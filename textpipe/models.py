@@ -60,8 +60,7 @@ def build_lstm(config: Config, n_classes: int, fixed_length: bool = False) -> ke
     x = windows
     for layer in layers:
         x = layer(x)
-    return keras.Model(ids, average_over_windows(config)([x, ids]),
-                       name="classifier")
+    return keras.Model(ids, average_over_windows(config)([x, ids]), name="classifier")
 
 
 def conv1d_stack() -> list[keras.layers.Layer]:
@@ -101,8 +100,7 @@ def build_conv1d(
     x = TokenAveragePooling1D(stride, name="average_over_tokens")([x, trimmed])
     x = keras.layers.Dropout(config.dropout)(x)
     x = classification_head(n_classes)(x)
-    model = keras.Model(ids, average_over_windows(config)([x, ids]),
-                        name="classifier")
+    model = keras.Model(ids, average_over_windows(config)([x, ids]), name="classifier")
     model.get_layer("word_vectors").set_weights([np.asarray(word_vectors, dtype=np.float32)])
     return model
 

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from textpipe.data import Split
+from textpipe.layers import split_windows
 from textpipe.progress import SILENT, Progress
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -129,9 +130,8 @@ def _strip_padding(ids: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tens
 
 def _cut_into_windows(length: int):
     def cut(ids: tf.Tensor, label: tf.Tensor) -> tf.data.Dataset:
-        count = tf.maximum((tf.shape(ids)[0] + length - 1) // length, 1)  # an empty text stays one example
-        windows = tf.reshape(tf.pad(ids, [[0, count * length - tf.shape(ids)[0]]]), [count, length])
-        return tf.data.Dataset.from_tensor_slices((windows, tf.fill([count], label)))
+        windows = split_windows(ids[None, :], length)  # the windows the model reads; an empty text keeps one
+        return tf.data.Dataset.from_tensor_slices((windows, tf.fill(tf.shape(windows)[:1], label)))
 
     return cut
 
