@@ -13,7 +13,7 @@ from conftest import FILLER, TINY_SETTINGS
 from textpipe.bundle import FORMAT_VERSION, load_bundle, save_bundle
 from textpipe.config import Config
 from textpipe.inputs import InputSpec
-from textpipe.layers import TokenAveragePooling1D, TrimPadding
+from textpipe.layers import MaskedLSTM, TokenAveragePooling1D, TrimPadding
 from textpipe.scoring import score_rows
 from textpipe.training import train
 
@@ -81,6 +81,51 @@ def test_trim_padding_pads_narrow_inputs_and_truncates_wide_ones():
     assert trim(tf.zeros((0, 0), tf.int64)).shape == (0, 4)
     with pytest.raises(ValueError):
         TrimPadding(max_length=3, min_length=4)
+
+
+@pytest.fixture
+def lstm_masks(monkeypatch):
+    """The masks Keras's LSTM is called with, from the test's start on. On a GPU, Keras runs an LSTM on
+    cuDNN only with a right-padded mask and no fully masked row, and fails the batch otherwise."""
+    import keras
+
+    seen = []
+    original = keras.layers.LSTM.call
+
+    def spy(self, sequences, initial_state=None, mask=None, training=False):
+        seen.append(mask.numpy())
+        return original(self, sequences, initial_state=initial_state, mask=mask, training=training)
+
+    monkeypatch.setattr(keras.layers.LSTM, "call", spy)
+    return seen
+
+
+def test_masked_lstm_hands_keras_only_masks_cudnn_accepts(lstm_masks):
+    # An empty window must pass, and still get the zero state Keras gives a fully masked row on a CPU.
+    import keras
+
+    ids = tf.constant([[4, 5, 0], [0, 0, 0], [6, 0, 0]], tf.int64)
+    vectors = keras.layers.Embedding(8, 4, mask_zero=True, embeddings_initializer="uniform")
+    masked = MaskedLSTM(3, seed=0)
+    plain = keras.layers.LSTM(3, seed=0)
+    masked.build((None, None, 4)), plain.build((None, None, 4))
+    plain.set_weights(masked.get_weights())
+    expected = plain(vectors(ids)).numpy()  # Keras's generic kernel: a fully masked row keeps the zero state
+    got = masked(vectors(ids)).numpy()
+    assert lstm_masks[-1].tolist() == [[True, True, False], [True, False, False], [True, False, False]]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert not got[1].any() and got[0].any()
+
+
+def test_the_lstms_windows_reach_it_through_right_padded_masks_with_no_empty_row(long_lstm_bundle, lstm_masks):
+    classifier = long_lstm_bundle.classifier
+    classifier(long_lstm_bundle.vectorizer(tf.constant(["", LONG, "dull", "?!", SHORT])))
+    mask = lstm_masks[-1]
+    lengths = mask.sum(axis=1)
+    assert mask.shape[0] == 8 + 4 and lengths.min() == 1  # 8 windows of the long text, one for each other
+    assert (mask == (np.arange(mask.shape[1])[None, :] < lengths[:, None])).all()
+    empty = long_lstm_bundle.predict_proba(["", "?!"])
+    np.testing.assert_allclose(empty[0], empty[1], atol=1e-7)  # no words: one answer, the model's own
 
 
 def test_token_average_pooling_covers_the_positions_real_tokens_reach():

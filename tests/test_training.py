@@ -21,7 +21,7 @@ def test_tiny_lstm_beats_chance_on_held_out_texts(tiny_bundle, tiny_data):
 def test_lstm_follows_the_reference_layout():
     model = build_model(Config(), n_classes=2)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["InputLayer", "SplitWindows", "TrimPadding", "Embedding", "LSTM", "Dropout", "Dense",
+    assert kinds == ["InputLayer", "SplitWindows", "TrimPadding", "Embedding", "MaskedLSTM", "Dropout", "Dense",
                      "AverageOverWindows"]
     _, windows, trim, embedding, lstm, dropout, head, average = model.layers
     assert windows.window == average.window == 64  # longer texts are read 64 tokens at a time

@@ -30,13 +30,13 @@ from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder, ch
 from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
-from textpipe.layers import AverageOverWindows, SplitWindows, TokenAveragePooling1D, TrimPadding
+from textpipe.layers import AverageOverWindows, MaskedLSTM, SplitWindows, TokenAveragePooling1D, TrimPadding
 from textpipe.metrics import MacroF1
 
 FORMAT = "textpipe-bundle"
 # 2: each batch is cut to its longest text and the conv1d model averages over real tokens only (textpipe
-# 0.2). 3: long texts are read in windows (layers textpipe 0.3 cannot load). Format 1 and 2 bundles load and
-# predict as they did.
+# 0.2). 3: long texts are read in windows, and the lstm never hands cuDNN an empty row (layers textpipe 0.2
+# cannot load). Format 1 and 2 bundles load and predict as they did.
 FORMAT_VERSION = 3
 PREDICT_BATCH = 256
 
@@ -250,7 +250,7 @@ def load_bundle(path: str | Path) -> Bundle:
             model_path,
             custom_objects={
                 "TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D, "MacroF1": MacroF1,
-                "SplitWindows": SplitWindows, "AverageOverWindows": AverageOverWindows,
+                "SplitWindows": SplitWindows, "AverageOverWindows": AverageOverWindows, "MaskedLSTM": MaskedLSTM,
             },
         )
     except Exception as e:  # zip, h5 and deserialization errors come in many types

@@ -3,6 +3,7 @@
     SplitWindows             texts of any length -> windows of `window` tokens, the empty ones left out
     AverageOverWindows       each window's class probabilities -> one row per text, weighted by tokens
     TrimPadding              token ids padded to any width -> the width this batch's texts need
+    MaskedLSTM               an LSTM that a GPU's cuDNN kernel runs even when a window holds no token
     TokenAveragePooling1D    average over the output positions real tokens reach, not over padding
 
 All are registered with Keras under the package name "textpipe", so a saved model that holds them loads
@@ -43,6 +44,25 @@ class TrimPadding(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "max_length": self.max_length, "min_length": self.min_length,
                 "margin": self.margin}
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+class MaskedLSTM(keras.layers.LSTM):
+    """keras.layers.LSTM, for masks that may leave a row empty (an empty text's one window).
+
+    cuDNN's LSTM kernel refuses a fully masked row: on a GPU, Keras fails the whole batch. Here such a row
+    reads its first position, which keeps the mask right-padded as cuDNN needs, and its output is then set
+    to zeros: what Keras's own LSTM gives a fully masked row on a CPU, the state it starts from.
+    """
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if mask is None:
+            return super().call(sequences, initial_state=initial_state, training=training)
+        any_token = tf.reduce_any(mask, axis=1, keepdims=True)
+        first = (tf.range(tf.shape(mask)[1]) == 0)[None, :]
+        outputs = super().call(sequences, initial_state=initial_state, mask=mask | (first & ~any_token),
+                               training=training)
+        return outputs * tf.cast(any_token, outputs.dtype)
 
 
 @keras.saving.register_keras_serializable(package="textpipe")
