@@ -146,18 +146,18 @@ def test_only_the_chief_keeps_a_saved_bundle(tiny_bundle, tmp_path, monkeypatch)
 
 
 def test_mirrored_and_mixed_precision_train_and_reload(tiny_data, tmp_path):
+    import keras
+
     from textpipe.bundle import load_bundle, save_bundle
 
     config = Config(**{**TINY_SETTINGS, "epochs": 6, "strategy": "mirrored", "mixed_precision": True})
     bundle = train(config, tiny_data)
     head, average = bundle.classifier.get_layer("probabilities"), bundle.classifier.layers[-1]
-    lstm = next(layer for layer in bundle.classifier.layers if type(layer).__name__ == "LSTM")
+    lstm = next(layer for layer in bundle.classifier.layers if isinstance(layer, keras.layers.LSTM))
     assert head.dtype_policy.compute_dtype == average.dtype_policy.compute_dtype == "float32"
     assert lstm.dtype_policy.compute_dtype == "float16" and lstm.dtype_policy.variable_dtype == "float32"
     assert evaluate(bundle, tiny_data.test)["accuracy"] > 0.8
     reloaded = load_bundle(save_bundle(bundle, tmp_path / "mixed"))
     texts = list(tiny_data.test.texts[:20])
     np.testing.assert_array_equal(reloaded.predict_proba(texts), bundle.predict_proba(texts))
-    import keras
-
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as it was
