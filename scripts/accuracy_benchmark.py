@@ -45,6 +45,18 @@ NGRAM_C = (1.0, 4.0)
 RESTRICTED_FEATURES = 1022
 
 
+def result_key(name: str, max_train_rows: int | None) -> str:
+    """Where a dataset's results are kept: "imdb" for the whole training pool, "imdb@5000" for a capped one,
+    so runs at different sizes sit side by side."""
+    return name if max_train_rows is None else f"{name}@{max_train_rows}"
+
+
+def dataset_of(key: str) -> tuple[str, int | None]:
+    """The dataset and training-pool cap a result key names (see result_key)."""
+    name, _, cap = key.partition("@")
+    return name, int(cap) if cap else None
+
+
 def load_benchmark_data(name: str):
     """LabeledData whose `validation` is the evaluation split and whose `train` is the training pool."""
     from textpipe.data import load_labeled_data
@@ -135,7 +147,7 @@ def run_accuracy(
                 runs[method].append({"seed": seed, "seconds": seconds, **scores, **extra})
                 log(f"{name} seed {seed} {method}: accuracy {scores['accuracy']:.4f} "
                     f"macro F1 {scores['macro_f1']:.4f} ({seconds:.0f} s)")
-        results["datasets"][name] = {
+        results["datasets"][result_key(name, max_train_rows)] = {
             "seeds": seeds,
             "max_train_rows": max_train_rows,
             "classes": list(data.class_names),

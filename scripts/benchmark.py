@@ -46,7 +46,7 @@ SECTIONS = ("accuracy", "throughput", "scoring", "startup", "report")
 
 
 def main() -> int:
-    from accuracy_benchmark import DATASETS, METHODS
+    from accuracy_benchmark import DATASETS, METHODS, dataset_of, result_key
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: minutes, not hours")
@@ -86,7 +86,8 @@ def main() -> int:
             # Datasets not run this time keep their earlier results; each says which command produced it.
             # Methods not run this time keep theirs; each method says which command produced it.
             accuracy = run_accuracy_section(args, datasets, tmp)
-            earlier = results.get("accuracy", {}).get("datasets", {})
+            earlier = {result_key(name.partition("@")[0], data.get("max_train_rows")): data  # keys before sizes
+                       for name, data in results.get("accuracy", {}).get("datasets", {}).items()}
             for name, data in accuracy["datasets"].items():
                 data.update(command=stamp["command"], date=stamp["date"], cores_used=stamp["machine"]["cores_used"])
                 for method in data["methods"].values():
@@ -99,7 +100,9 @@ def main() -> int:
                 if data["pretrained_vectors"] is None and "conv1d_accurate_vectors" in kept:
                     data["pretrained_vectors"] = before.get("pretrained_vectors")  # the vectors it used
             merged = {**earlier, **accuracy["datasets"]}
-            accuracy["datasets"] = {name: merged[name] for name in DATASETS if name in merged}
+            # Dataset by dataset, the whole training set before capped pools, smaller caps last.
+            order = sorted(merged, key=lambda key: (DATASETS.index(dataset_of(key)[0]), -(dataset_of(key)[1] or 1e12)))
+            accuracy["datasets"] = {key: merged[key] for key in order}
             results["accuracy"] = {**stamp, **accuracy}
         if "throughput" in sections:
             results["throughput"] = {**stamp, **run_throughput_section(args, tmp)}

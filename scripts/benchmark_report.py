@@ -77,8 +77,9 @@ def render_accuracy(section: dict) -> str:
         "vectors, which this machine cannot fetch.\n",
     ]
     verdicts = []
-    for name, data in section["datasets"].items():
-        title = DATASET_NAMES.get(name, name)
+    for key, data in section["datasets"].items():
+        name, cap = key.partition("@")[0], data.get("max_train_rows")
+        title = DATASET_NAMES.get(name, name) + (f", {cap:,}-row pool" if cap else ", whole training set")
         seeds = ", ".join(map(str, data["seeds"]))
         cap = f"capped at {data['max_train_rows']:,}" if data.get("max_train_rows") else "not capped"
         vectors = data.get("pretrained_vectors")

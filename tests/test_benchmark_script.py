@@ -41,7 +41,7 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
         inference = throughput["inference"]["models"][model]
         assert inference["flops_per_text"] > 0 and 0 < inference["share_of_floor"]
     accuracy = results["accuracy"]["datasets"]
-    assert set(accuracy) == {"sst2", "imdb", "emotion"}
+    assert list(accuracy) == ["sst2@600", "imdb@600", "emotion@600"]  # --quick caps each training pool
     for dataset in accuracy.values():
         assert set(dataset["methods"]) == set(METHODS)
         for method in METHODS:
@@ -50,7 +50,7 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
         assert isinstance(chosen["vocab_size"], int) and isinstance(chosen["sequence_length"], int)
         assert dataset["methods"]["tfidf_lr_ngrams"]["C"][0] in (1.0, 4.0)
     # The restricted baseline really is restricted to the default vocabulary's budget.
-    assert all(r["features"] <= 1022 for r in accuracy["imdb"]["methods"]["tfidf_lr_restricted"]["runs"])
+    assert all(r["features"] <= 1022 for r in accuracy["imdb@600"]["methods"]["tfidf_lr_restricted"]["runs"])
     text = report.read_text()
     assert "textpipe score" in text and "TF-IDF + LR" in text and "### Targets" in text
 
@@ -62,10 +62,18 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     )
     again = json.loads(report.with_suffix(".json").read_text())
     assert again["throughput"] == throughput and again["scoring"] == scoring and again["report"] == report_timing
-    assert list(again["accuracy"]["datasets"]) == ["sst2", "imdb", "emotion"]
-    assert again["accuracy"]["datasets"]["imdb"] == accuracy["imdb"]
-    sst2 = again["accuracy"]["datasets"]["sst2"]
+    # ... and results at another size sit beside these.
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--sections", "accuracy",
+         "--datasets", "sst2", "--max-train-rows", "300", "--methods", "tfidf_lr_restricted", "--output", str(report)],
+        check=True, capture_output=True, timeout=1200,
+    )
+    again = json.loads(report.with_suffix(".json").read_text())
+    assert list(again["accuracy"]["datasets"]) == ["sst2@600", "sst2@300", "imdb@600", "emotion@600"]
+    assert again["accuracy"]["datasets"]["imdb@600"] == accuracy["imdb@600"]
+    assert "### SST-2, 300-row pool" in report.read_text()
+    sst2 = again["accuracy"]["datasets"]["sst2@600"]
     assert "--datasets sst2" in sst2["command"] and "--methods" in sst2["methods"]["lstm_default"]["command"]
-    assert sst2["methods"]["conv1d_accurate_vectors"] == {**accuracy["sst2"]["methods"]["conv1d_accurate_vectors"]}
-    assert sst2["pretrained_vectors"] == accuracy["sst2"]["pretrained_vectors"]
+    assert sst2["methods"]["conv1d_accurate_vectors"] == {**accuracy["sst2@600"]["methods"]["conv1d_accurate_vectors"]}
+    assert sst2["pretrained_vectors"] == accuracy["sst2@600"]["pretrained_vectors"]
     assert "kept from an earlier run" in report.read_text()
