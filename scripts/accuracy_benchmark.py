@@ -54,7 +54,7 @@ def result_key(name: str, max_train_rows: int | None) -> str:
 def dataset_of(key: str) -> tuple[str, int | None]:
     """The dataset and training-pool cap a result key names (see result_key)."""
     name, _, cap = key.partition("@")
-    return name, int(cap) if cap else None
+    return name, int(cap) if cap.isdigit() else None
 
 
 def load_benchmark_data(name: str):
@@ -111,7 +111,8 @@ def run_accuracy(
     for name in datasets:
         data = load_benchmark_data(name)
         pool = data.train
-        if max_train_rows is not None and len(pool) > max_train_rows:
+        cap = max_train_rows if max_train_rows is not None and len(pool) > max_train_rows else None
+        if cap is not None:
             keep = np.sort(np.random.default_rng(0).permutation(len(pool))[:max_train_rows])
             pool = Split(pool.texts[keep], pool.labels[keep])
         start = time.perf_counter()
@@ -147,9 +148,9 @@ def run_accuracy(
                 runs[method].append({"seed": seed, "seconds": seconds, **scores, **extra})
                 log(f"{name} seed {seed} {method}: accuracy {scores['accuracy']:.4f} "
                     f"macro F1 {scores['macro_f1']:.4f} ({seconds:.0f} s)")
-        results["datasets"][result_key(name, max_train_rows)] = {
+        results["datasets"][result_key(name, cap)] = {
             "seeds": seeds,
-            "max_train_rows": max_train_rows,
+            "max_train_rows": cap,  # None: the whole pool
             "classes": list(data.class_names),
             "train_rows": len(pool) - len(held),
             "holdout_rows": len(held),

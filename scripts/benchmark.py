@@ -83,8 +83,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "accuracy" in sections:
-            # Datasets not run this time keep their earlier results; each says which command produced it.
-            # Methods not run this time keep theirs; each method says which command produced it.
+            # Datasets (at each training-pool size) not run this time keep their earlier results, and methods
+            # not run this time keep theirs; each says which command produced it.
             accuracy = run_accuracy_section(args, datasets, tmp)
             earlier = {result_key(name.partition("@")[0], data.get("max_train_rows")): data  # keys before sizes
                        for name, data in results.get("accuracy", {}).get("datasets", {}).items()}
@@ -101,8 +101,13 @@ def main() -> int:
                     data["pretrained_vectors"] = before.get("pretrained_vectors")  # the vectors it used
             merged = {**earlier, **accuracy["datasets"]}
             # Dataset by dataset, the whole training set before capped pools, smaller caps last.
-            order = sorted(merged, key=lambda key: (DATASETS.index(dataset_of(key)[0]), -(dataset_of(key)[1] or 1e12)))
-            accuracy["datasets"] = {key: merged[key] for key in order}
+            known = [key for key in merged if dataset_of(key)[0] in DATASETS]  # datasets since dropped are left out
+
+            def order(key: str) -> tuple[int, float]:
+                name, cap = dataset_of(key)
+                return DATASETS.index(name), -(float("inf") if cap is None else cap)
+
+            accuracy["datasets"] = {key: merged[key] for key in sorted(known, key=order)}
             results["accuracy"] = {**stamp, **accuracy}
         if "throughput" in sections:
             results["throughput"] = {**stamp, **run_throughput_section(args, tmp)}

@@ -77,11 +77,11 @@ def render_accuracy(section: dict) -> str:
         "vectors, which this machine cannot fetch.\n",
     ]
     verdicts = []
-    for key, data in section["datasets"].items():
-        name, cap = key.partition("@")[0], data.get("max_train_rows")
-        title = DATASET_NAMES.get(name, name) + (f", {cap:,}-row pool" if cap else ", whole training set")
+    for dataset_key, data in section["datasets"].items():
+        name, cap = dataset_key.partition("@")[0], data.get("max_train_rows")
+        title = DATASET_NAMES.get(name, name) + (", whole training set" if cap is None else f", {cap:,}-row pool")
         seeds = ", ".join(map(str, data["seeds"]))
-        cap = f"capped at {data['max_train_rows']:,}" if data.get("max_train_rows") else "not capped"
+        pool = "not capped" if cap is None else f"capped at {cap:,}"
         vectors = data.get("pretrained_vectors")
         vectors = (f" `--word-vectors` learned on {vectors['texts']:,} texts in {vectors['seconds']:,.0f} s."
                    if vectors else "")
@@ -92,7 +92,7 @@ def render_accuracy(section: dict) -> str:
         )
         chosen = f" `--preset accurate` chose: {chosen}." if chosen else ""
         lines.append(
-            f"### {title}\n\n{data['train_rows']:,} training rows (pool {cap}), {data['holdout_rows']:,} held out, "
+            f"### {title}\n\n{data['train_rows']:,} training rows (pool {pool}), {data['holdout_rows']:,} held out, "
             f"{data['eval_rows']:,} evaluation rows ({data['eval_split']}); {len(data['classes'])} classes; "
             f"seeds {seeds}.{chosen}{vectors} "
             f"Run by `{data['command']}` on {data['date']}, on {data['cores_used']} core{'s' if data['cores_used'] != 1 else ''}.\n"

@@ -93,7 +93,8 @@ def lstm_masks(monkeypatch):
     original = keras.layers.LSTM.call
 
     def spy(self, sequences, initial_state=None, mask=None, training=False):
-        seen.append(mask.numpy())
+        if mask is not None and tf.executing_eagerly():
+            seen.append(mask.numpy())
         return original(self, sequences, initial_state=initial_state, mask=mask, training=training)
 
     monkeypatch.setattr(keras.layers.LSTM, "call", spy)
@@ -115,6 +116,10 @@ def test_masked_lstm_hands_keras_only_masks_cudnn_accepts(lstm_masks):
     assert lstm_masks[-1].tolist() == [[True, True, False], [True, False, False], [True, False, False]]
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert not got[1].any() and got[0].any()
+    sequences = MaskedLSTM(3, return_sequences=True, seed=0)(vectors(ids)).numpy()
+    assert not sequences[1].any() and sequences[0].any()
+    with pytest.raises(ValueError, match="return_state"):
+        MaskedLSTM(3, return_state=True)
 
 
 def test_the_lstms_windows_reach_it_through_right_padded_masks_with_no_empty_row(long_lstm_bundle, lstm_masks):

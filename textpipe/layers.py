@@ -50,18 +50,27 @@ class TrimPadding(keras.layers.Layer):
 class MaskedLSTM(keras.layers.LSTM):
     """keras.layers.LSTM, for masks that may leave a row empty (an empty text's one window).
 
-    cuDNN's LSTM kernel refuses a fully masked row: on a GPU, Keras fails the whole batch. Here such a row
-    reads its first position, which keeps the mask right-padded as cuDNN needs, and its output is then set
-    to zeros: what Keras's own LSTM gives a fully masked row on a CPU, the state it starts from.
+    cuDNN's LSTM kernel refuses a fully masked row: on a GPU, Keras fails the whole batch (in graph mode, as
+    `fit` and prediction run). Here such a row reads its first position, which keeps the mask right-padded as
+    cuDNN needs, and its output is then set to zeros: what Keras's generic kernel outputs for a fully masked
+    row on a CPU. Only the final output is corrected, so states are not returned and layers are not stateful.
     """
+
+    def __init__(self, units, **kwargs):
+        if kwargs.get("return_state") or kwargs.get("stateful"):
+            raise ValueError("MaskedLSTM returns its output only: return_state and stateful are not supported")
+        super().__init__(units, **kwargs)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         if mask is None:
             return super().call(sequences, initial_state=initial_state, training=training)
-        any_token = tf.reduce_any(mask, axis=1, keepdims=True)
+        mask = tf.cast(mask, tf.bool)
+        any_token = tf.reduce_any(mask, axis=1, keepdims=True)  # (batch, 1)
         first = (tf.range(tf.shape(mask)[1]) == 0)[None, :]
         outputs = super().call(sequences, initial_state=initial_state, mask=mask | (first & ~any_token),
                                training=training)
+        if self.return_sequences:  # (batch, steps, units): a row's every step
+            any_token = any_token[:, :, None]
         return outputs * tf.cast(any_token, outputs.dtype)
 
 

@@ -51,8 +51,9 @@ def build_lstm(config: Config, n_classes: int, fixed_length: bool = False) -> ke
         # mask_zero: padding (id 0) follows each text; unmasked, the LSTM would read the padding after a
         # short text and forget what came before it, and its output would change with the batch's width.
         keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True),
-        # Default activations, no recurrent dropout, a right-padded mask with no empty row: the conditions
-        # under which Keras runs this layer on the fused cuDNN kernel when a GPU is present.
+        # Default activations and no recurrent dropout: Keras runs this layer on the fused cuDNN kernel when a
+        # GPU is present. That kernel needs a right-padded mask with no empty row, or the batch fails:
+        # MaskedLSTM reads an empty text's row once and zeroes its output (see layers.py).
         MaskedLSTM(config.lstm_units),
         keras.layers.Dropout(config.dropout),
         classification_head(n_classes),

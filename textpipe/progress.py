@@ -1,5 +1,5 @@
 """What a long run reports while it works. The library calls these hooks and never prints; the default shows
-nothing, and the command line shows each phase as a tqdm bar on a terminal (see cli.py)."""
+nothing, and the command line shows each phase as a tqdm bar on a terminal (see commands.py)."""
 
 from __future__ import annotations
 
