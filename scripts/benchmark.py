@@ -403,7 +403,7 @@ def write_lines(path: Path, texts, n: int) -> None:
 
 
 def long_texts(texts, words: int = 80) -> list[str]:
-    """Texts of at least `words` words, each several of `texts` joined: every one fills the 64 steps."""
+    """Texts of `words` words, each several of `texts` joined: past the default 64 tokens, so read in two windows."""
     out, current = [], []
     for text in texts:
         current += text.split()
