@@ -403,7 +403,8 @@ def write_lines(path: Path, texts, n: int) -> None:
 
 
 def long_texts(texts, words: int = 80) -> list[str]:
-    """Texts of `words` words, each several of `texts` joined: past the default 64 tokens, so read in two windows."""
+    """Texts of `words` words, each several of `texts` joined: nearly all run past the default 64 tokens once
+    punctuation is stripped, so are read in two windows."""
     out, current = [], []
     for text in texts:
         current += text.split()
