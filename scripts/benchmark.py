@@ -91,7 +91,8 @@ def main() -> int:
             for name, data in accuracy["datasets"].items():
                 data.update(command=stamp["command"], date=stamp["date"], cores_used=stamp["machine"]["cores_used"])
                 for method in data["methods"].values():
-                    method.update(command=stamp["command"], date=stamp["date"], textpipe=stamp["textpipe"])
+                    method.update(command=stamp["command"], date=stamp["date"], textpipe=stamp["textpipe"],
+                                  held_out_by=data["held_out_by"])
                 before = earlier.get(name, {})
                 # Only results of this textpipe version: what a method's settings mean changes between them.
                 kept = {method: run for method, run in before.get("methods", {}).items()

@@ -65,8 +65,9 @@ def render_accuracy(section: dict) -> str:
         stamp(section),
         "Means ± sample standard deviation over the seeds each dataset names, in percent. Every method is "
         "fitted on the same rows: the training pool (capped where a dataset says so, the same rows for every "
-        "seed and method), less a stratified 10% that each seed holds out, on which textpipe chooses the epoch "
-        "it keeps and TF-IDF + LR on 1-2-grams its C. Scores are on the evaluation split named per dataset, "
+        "seed and method), less a stratified 10% that each seed holds out (SST-2's a sentence at a time, as "
+        "its section says), on which textpipe chooses the epoch it keeps and TF-IDF + LR on 1-2-grams its C. "
+        "Scores are on the evaluation split named per dataset, "
         "which no method sees while fitting. Fit time is wall-clock seconds for fitting only (textpipe: "
         "vocabulary, word vectors, training).\n",
         "textpipe runs as `textpipe train` would: defaults (up to 10 epochs, the best by validation macro F1 "
@@ -92,7 +93,7 @@ def render_accuracy(section: dict) -> str:
         )
         chosen = f" `--preset accurate` chose: {chosen}." if chosen else ""
         lines.append(
-            f"### {title}\n\n{data['train_rows']:,} training rows (pool {pool}), {data['holdout_rows']:,} held out, "
+            f"### {title}\n\n{data['train_rows']:,} training rows (pool {pool}), {data['holdout_rows']:,} held out{held_out_by(data)}, "
             f"{data['eval_rows']:,} evaluation rows ({data['eval_split']}); {len(data['classes'])} classes; "
             f"seeds {seeds}.{chosen}{vectors} "
             f"Run by `{data['command']}` on {data['date']}, on {data['cores_used']} core{'s' if data['cores_used'] != 1 else ''}.\n"
@@ -111,10 +112,11 @@ def render_accuracy(section: dict) -> str:
             lines.append(
                 f"| {label}{mark} | {mean_sd(m['accuracy'])} | {mean_sd(m['macro_f1'])} | {m['seconds']['mean']:,.0f} | {epochs} |"
             )
-        earlier = sorted({(m["command"], m["date"], m.get("textpipe", "?")) for m in methods.values()
-                          if m.get("command", data["command"]) != data["command"]})
-        for command, date, version in earlier:
-            lines.append(f"\n\\* kept from an earlier run: textpipe {version}, `{command}` on {date}.")
+        earlier = sorted({(m["command"], m["date"], m.get("textpipe", "?"), m.get("held_out_by", "row"))
+                          for m in methods.values() if m.get("command", data["command"]) != data["command"]})
+        for command, date, version, by in earlier:
+            drawn = " (held-out rows drawn row by row)" if by != data.get("held_out_by", "row") else ""
+            lines.append(f"\n\\* kept from an earlier run: textpipe {version}, `{command}` on {date}{drawn}.")
         lines.append("")
         verdicts.extend(targets(title, methods))
     lines.append("### Targets\n")
@@ -124,6 +126,14 @@ def render_accuracy(section: dict) -> str:
     lines.append("| dataset | comparison | difference | met |\n|---|---|---|---|")
     lines.extend(verdicts)
     return "\n".join(lines) + "\n"
+
+
+def held_out_by(data: dict) -> str:
+    """How the held-out rows were drawn, where not row by row."""
+    if data.get("held_out_by") != "sentence":
+        return ""
+    return (" a sentence at a time (all phrases of a parsed sentence on one side; drawn row by row, 89% of the "
+            "held-out phrases appear word for word in a fitted row)")
 
 
 def targets(title: str, methods: dict) -> list[str]:

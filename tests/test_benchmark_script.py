@@ -8,7 +8,7 @@ import pytest
 from conftest import needs_shared_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from accuracy_benchmark import METHODS  # noqa: E402
+from accuracy_benchmark import METHODS, sentence_groups  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,3 +77,19 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     assert sst2["methods"]["conv1d_accurate_vectors"] == {**accuracy["sst2@600"]["methods"]["conv1d_accurate_vectors"]}
     assert sst2["pretrained_vectors"] == accuracy["sst2@600"]["pretrained_vectors"]
     assert "kept from an earlier run" in report.read_text()
+    assert sst2["held_out_by"] == "sentence" and accuracy["imdb@600"]["held_out_by"] == "row"
+
+
+def test_sentence_groups_keep_each_phrase_with_its_sentence():
+    from sklearn.model_selection import GroupShuffleSplit
+
+    sentences = [f"s{i}q says the film w{i}q is {'good' if i % 2 else 'bad'} and k{i}q" for i in range(40)]
+    phrases = [p for s in sentences for p in (s, s.split(" is ")[0], s.split(" the ")[1], s.split()[-1])]
+    phrases += ["a row inside no other row"]
+    groups = sentence_groups(phrases, rebuild_every=7)  # some found in the joined text, some among the newest
+    assert groups.max() + 1 == len(sentences) + 1
+    for i, sentence in enumerate(sentences):
+        assert len(set(groups[4 * i:4 * i + 4])) == 1  # a sentence and its phrases share one group
+    fit, held = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=0).split(phrases, groups=groups))
+    fitted = "\n".join(phrases[i] for i in fit)
+    assert held.size and not any(phrases[i] in fitted for i in held)
