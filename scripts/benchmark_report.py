@@ -132,8 +132,7 @@ def held_out_by(data: dict) -> str:
     """How the held-out rows were drawn, where not row by row."""
     if data.get("held_out_by") != "sentence":
         return ""
-    return (" a sentence at a time (all phrases of a parsed sentence on one side; drawn row by row, 89% of the "
-            "held-out phrases appear word for word in a fitted row)")
+    return " a sentence at a time (the phrases of one parsed sentence all on one side)"
 
 
 def targets(title: str, methods: dict) -> list[str]:
