@@ -176,10 +176,12 @@ def run_accuracy(
 
 
 def sentence_groups(texts: np.ndarray, rebuild_every: int = 64) -> np.ndarray:
-    """A group id per row: the longest row whose text contains it (its sentence, for a set of parse-tree
-    phrases), so that holding out whole groups keeps every held-out phrase out of the fitted rows' text.
+    """A group id per row: a longest row whose text contains it (its sentence, for a set of parse-tree
+    phrases), so that holding out whole groups keeps a sentence's phrases on one side.
 
-    Rows are visited longest first; a row found in no earlier sentence starts a group of its own.
+    Rows are visited longest first; a row found in no earlier sentence starts a group of its own. A phrase
+    found in several sentences joins the first, so it may still be read inside a fitted row (on SST-2, 6% of
+    held-out phrases, short common ones, against 89% when rows are held out one by one).
     """
     stripped = [str(text).strip() for text in texts]
     sentences: list[str] = []
