@@ -34,6 +34,7 @@ METHODS = (
     "lstm_all_epochs", "conv1d_all_epochs",  # ... --patience off --keep-last-epoch: every epoch, the last kept
     "lstm_accurate", "conv1d_accurate",  # ... --preset accurate
     "conv1d_accurate_vectors",  # ... --preset accurate --word-vectors FILE (vectors from more text)
+    "conv1d_accurate_unlabeled",  # ... --preset accurate --unlabeled FILE (raw text of another dataset)
 )
 # Settings of each textpipe method, beyond --model and --seed.
 TEXTPIPE_SETTINGS = {
@@ -42,7 +43,13 @@ TEXTPIPE_SETTINGS = {
     "all_epochs": {"patience": 0, "keep_best_epoch": False},
     "accurate": {"preset": "accurate"},
     "accurate_vectors": {"preset": "accurate"},
+    "accurate_unlabeled": {"preset": "accurate"},
 }
+# The raw text `--unlabeled` reads, per dataset that has some here: the first UNLABELED_ROWS training texts of
+# another dataset of the same kind, labels unread (SST-2: IMDB's reviews, as a user could add the Hub's
+# unlabeled IMDB reviews to a small set of movie-review sentences).
+UNLABELED_TEXT = {"sst2": "imdb"}
+UNLABELED_ROWS = 5000
 # Inverse regularization strengths tried for TF-IDF + LR on 1-2-grams; the held-out rows pick one.
 NGRAM_C = (1.0, 4.0)
 # The vocabulary budget of the default models, without the padding and [UNK] entries.
@@ -127,6 +134,11 @@ def run_accuracy(
         if "conv1d_accurate_vectors" in only:
             pretrain_word_vectors(vector_texts, vectors)
             pretrained = {"texts": len(vector_texts), "seconds": time.perf_counter() - start}
+        unlabeled, unlabeled_text = workdir / f"{name}-unlabeled.txt", None
+        if "conv1d_accurate_unlabeled" in only and name in UNLABELED_TEXT:
+            texts = load_benchmark_data(UNLABELED_TEXT[name]).train.texts[: 300 if quick else UNLABELED_ROWS]
+            unlabeled.write_text("".join(" ".join(str(text).split()) + "\n" for text in texts), encoding="utf-8")
+            unlabeled_text = {"source": UNLABELED_TEXT[name], "texts": len(texts)}
         methods: dict[str, Callable] = {
             "tfidf_lr_restricted": lambda tr, va, seed: tfidf_lr(tr, va, seed, restricted=True),
             "tfidf_lr_ngrams": lambda tr, va, seed: tfidf_lr(tr, va, seed, restricted=False),
@@ -136,6 +148,10 @@ def run_accuracy(
                 settings = {**settings, **({"epochs": epochs} if epochs is not None else {})}
                 if variant == "accurate_vectors":
                     settings["word_vectors"] = str(vectors)
+                if variant == "accurate_unlabeled":
+                    if model == "lstm" or unlabeled_text is None:
+                        continue  # unlabeled text trains the conv1d's word vectors; this dataset has none here
+                    settings["unlabeled"] = str(unlabeled)
                 methods[f"{model}_{variant}"] = _textpipe_method(model, settings, data.class_names)
         methods = {method: run for method, run in methods.items() if method in only}
 
@@ -170,6 +186,7 @@ def run_accuracy(
             "eval_split": "validation carved from train (seed 0)" if data.validation_from_train else "validation",
             "held_out_by": "sentence" if groups is not None else "row",
             "pretrained_vectors": pretrained,
+            "unlabeled_text": unlabeled_text,
             "methods": {method: summarize(method_runs) for method, method_runs in runs.items()},
         }
     return results

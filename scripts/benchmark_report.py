@@ -14,6 +14,7 @@ METHODS = {
     "lstm_accurate": "textpipe lstm, --preset accurate",
     "conv1d_accurate": "textpipe conv1d, --preset accurate",
     "conv1d_accurate_vectors": "textpipe conv1d, --preset accurate --word-vectors",
+    "conv1d_accurate_unlabeled": "textpipe conv1d, --preset accurate --unlabeled",
 }
 DATASET_NAMES = {"sst2": "SST-2", "imdb": "IMDB", "emotion": "emotion"}
 
@@ -75,7 +76,8 @@ def render_accuracy(section: dict) -> str:
         "last kept, as textpipe 0.2 and the reference model did); `--preset accurate` (vocabulary and sequence "
         "length from the training texts, batches of 32, up to 15 epochs). `--word-vectors` gets skip-gram "
         "vectors learned by textpipe on all of the dataset's training text, standing in for downloaded GloVe "
-        "vectors, which this machine cannot fetch.\n",
+        "vectors, which this machine cannot fetch. `--unlabeled` reads raw text of another dataset, as its "
+        "section says, from which the skip-gram learns too.\n",
     ]
     verdicts = []
     for dataset_key, data in section["datasets"].items():
@@ -86,6 +88,10 @@ def render_accuracy(section: dict) -> str:
         vectors = data.get("pretrained_vectors")
         vectors = (f" `--word-vectors` learned on {vectors['texts']:,} texts in {vectors['seconds']:,.0f} s."
                    if vectors else "")
+        unlabeled = data.get("unlabeled_text")
+        if unlabeled:
+            source = DATASET_NAMES.get(unlabeled["source"], unlabeled["source"])
+            vectors += f" `--unlabeled` read {unlabeled['texts']:,} {source} training texts, labels unread."
         chosen = "; ".join(
             f"{key.split('_')[0]} {span([s['vocab_size'] for s in m['settings']])} words, length "
             f"{span([s['sequence_length'] for s in m['settings']])}"

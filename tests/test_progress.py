@@ -65,7 +65,7 @@ def test_train_prints_the_word_vector_report_before_the_classifier_trains(tmp_pa
     assert status == 0, err
     lines = out.splitlines()
     order = [next(i for i, line in enumerate(lines) if line.startswith(start))
-             for start in ("data: ", "word vectors: learned by skip-gram in", "classifier: conv1d, at most 1 epoch",
+             for start in ("data: ", "word vectors: learned by skip-gram on the training texts in", "classifier: conv1d, at most 1 epoch",
                            "kept epoch 1 of 1")]
     assert order == sorted(order)
     assert err == ""  # not a terminal: no bars

@@ -43,6 +43,9 @@ TRAIN_SETTINGS = [
     ("--lstm-units", int, "LSTM units (default: 128)"),
     ("--dropout", float, "dropout rate before the output layer (default: 0.5)"),
     ("--word-vectors", str, "conv1d: GloVe/word2vec text file of word vectors (default: learn them by skip-gram)"),
+    ("--unlabeled", str, "conv1d: raw text the skip-gram also learns the word vectors from: a text file (one text "
+                         "per line), CSV/TSV/JSON Lines file, dataset folder or Hub id, e.g. imdb"),
+    ("--unlabeled-split", str, "split of the --unlabeled dataset to read (default: unsupervised, else train)"),
     ("--word-vector-dim", int, "conv1d: word vector size (default: 100)"),
     ("--skipgram-epochs", int, "conv1d: epochs of skip-gram training when no --word-vectors file (default: 5)"),
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),

@@ -28,6 +28,8 @@ def run_train(args: argparse.Namespace) -> int:
     check_training_paths(config)
     check_bundle_target(config.output)
     resolve_source(config.dataset)  # a local dataset that is not there
+    if config.unlabeled is not None and not any(c in config.unlabeled for c in "*?["):
+        resolve_source(config.unlabeled)
     from textpipe.data import load_training_data
 
     data = load_training_data(config)
@@ -80,7 +82,8 @@ def describe_word_vectors(report: dict) -> str:
             f"word vectors: {report['found']} of {report['found'] + report['missing']} vocabulary words found in "
             f"{report['source']} ({report['found_share']:.1%}); the rest got small random vectors{tuned}"
         )
-    return f"word vectors: learned by skip-gram in {report['seconds']:.1f} s{tuned}"
+    extra = f" and {report['unlabeled_texts']:,} unlabeled texts from {report['unlabeled']}" if "unlabeled" in report else ""
+    return f"word vectors: learned by skip-gram on the training texts{extra} in {report['seconds']:.1f} s{tuned}"
 
 
 def describe_kept_epoch(kept: dict) -> str:

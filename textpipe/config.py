@@ -57,6 +57,10 @@ class Config:
     # conv1d: sequences of word vectors from a (vocab_size, word_vector_dim) table, learned by skip-gram
     # on the training texts, or read from a GloVe/word2vec text file.
     word_vectors: str | None = None
+    # Raw text the skip-gram also learns from (not with word_vectors): a file of texts, a dataset folder or a
+    # Hub id, and the split of a dataset to read (default: see unlabeled.UNLABELED_SPLITS).
+    unlabeled: str | None = None
+    unlabeled_split: str | None = None
     word_vector_dim: int = 100
     skipgram_epochs: int = 5
     # Train the table with the rest of the model (it starts from the learned or read vectors); False keeps it
@@ -125,6 +129,12 @@ class Config:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if self.model != "conv1d" and self.word_vectors is not None:
             raise ConfigError("word_vectors feed the conv1d model only; add --model conv1d or drop the file")
+        if self.model != "conv1d" and self.unlabeled is not None:
+            raise ConfigError("unlabeled text trains the conv1d model's word vectors only; add --model conv1d")
+        if self.word_vectors is not None and self.unlabeled is not None:
+            raise ConfigError("word_vectors reads finished vectors and unlabeled learns them: give one of the two")
+        if self.unlabeled_split is not None and self.unlabeled is None:
+            raise ConfigError("unlabeled_split names a split of the unlabeled source; give --unlabeled too")
         if self.model == "conv1d":
             from textpipe.models import conv1d_min_length  # here, not at the top: models imports config
 

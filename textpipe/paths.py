@@ -62,6 +62,8 @@ def check_training_paths(config, *, output: bool = True) -> None:
             check_output_dir(folder, what=what)
     if config.dataset is not None and os.path.lexists(config.dataset):
         check_input_path(config.dataset, what="dataset")
+    if config.unlabeled is not None and os.path.lexists(config.unlabeled):
+        check_input_path(config.unlabeled, what="unlabeled text")
 
 
 def _check_parent(path: Path, what: str) -> None:

@@ -22,6 +22,7 @@ from textpipe.models import build_model
 from textpipe.paths import check_training_paths
 from textpipe.presets import resolve_auto
 from textpipe.progress import SILENT, Progress
+from textpipe.unlabeled import load_unlabeled_texts
 from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize, vectorizer_length
 
 
@@ -143,18 +144,37 @@ def word_vector_table(
         }
         table = vectors.table
     else:
+        ids = vectorize(vectorizer, texts, config.sequence_length)  # each text's first window
+        report = {"source": "skip-gram", "epochs": config.skipgram_epochs}
+        if config.unlabeled is not None:
+            unlabeled = load_unlabeled_texts(
+                config.unlabeled, config.unlabeled_split, text_column=config.text_column, encoding=config.encoding
+            )
+            ids = np.concatenate([ids, unlabeled_windows(vectorizer, unlabeled, config.sequence_length)])
+            report.update(unlabeled=str(config.unlabeled), unlabeled_texts=len(unlabeled))
         table = train_word_vectors(
-            vectorize(vectorizer, texts, config.sequence_length),  # each text's first window
-            len(vocabulary),
-            dim=config.word_vector_dim,
-            epochs=config.skipgram_epochs,
-            seed=config.seed,
+            ids, len(vocabulary), dim=config.word_vector_dim, epochs=config.skipgram_epochs, seed=config.seed,
             progress=progress,
         )
-        report = {"source": "skip-gram", "epochs": config.skipgram_epochs}
     report["seconds"] = round(time.perf_counter() - start, 2)
     report["fine_tuned"] = config.fine_tune_word_vectors
     return table, report
+
+
+# Tokens of each unlabeled text the skip-gram reads: enough for nearly every review or post, while a few
+# book-length texts cannot fill memory with padding.
+UNLABELED_TOKENS_PER_TEXT = 1024
+
+
+def unlabeled_windows(vectorizer: keras.layers.TextVectorization, texts: np.ndarray, window: int) -> np.ndarray:
+    """The token ids of `texts` (up to UNLABELED_TOKENS_PER_TEXT each) as rows of `window` tokens, every row
+    holding at least one token: skip-gram pairs never span two rows, so cutting costs a few pairs per cut."""
+    length = -(-UNLABELED_TOKENS_PER_TEXT // window) * window
+    rows = []
+    for start in range(0, len(texts), 4096):  # in slices: one array of every text at full length can be large
+        ids = vectorize(vectorizer, texts[start : start + 4096], length).reshape(-1, window)
+        rows.append(ids[(ids != 0).any(axis=1)])
+    return np.concatenate(rows)
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
@@ -231,6 +251,8 @@ ARCHITECTURE = ("model", "vocab_size", "sequence_length", "embedding_dim", "lstm
 
 def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) -> None:
     """Raise ConfigError with the reason when `start`'s weights cannot seed a model for this run."""
+    if config.unlabeled is not None:
+        raise ConfigError("cannot warm-start with --unlabeled: the word vectors come from the model to start from")
     for name in ARCHITECTURE:
         if getattr(start.config, name) != getattr(config, name):
             raise ConfigError(
