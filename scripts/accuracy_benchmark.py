@@ -34,7 +34,7 @@ METHODS = (
     "lstm_all_epochs", "conv1d_all_epochs",  # ... --patience off --keep-last-epoch: every epoch, the last kept
     "lstm_accurate", "conv1d_accurate",  # ... --preset accurate
     "conv1d_accurate_vectors",  # ... --preset accurate --word-vectors FILE (vectors from more text)
-    "conv1d_accurate_unlabeled",  # ... --preset accurate --unlabeled FILE (raw text of another dataset)
+    "lstm_accurate_unlabeled", "conv1d_accurate_unlabeled",  # ... --preset accurate --unlabeled FILE (raw text)
 )
 # Settings of each textpipe method, beyond --model and --seed.
 TEXTPIPE_SETTINGS = {
@@ -135,7 +135,7 @@ def run_accuracy(
             pretrain_word_vectors(vector_texts, vectors)
             pretrained = {"texts": len(vector_texts), "seconds": time.perf_counter() - start}
         unlabeled, unlabeled_text = workdir / f"{name}-unlabeled.txt", None
-        if "conv1d_accurate_unlabeled" in only and name in UNLABELED_TEXT:
+        if any(method.endswith("_unlabeled") for method in only) and name in UNLABELED_TEXT:
             texts = load_benchmark_data(UNLABELED_TEXT[name]).train.texts[: 300 if quick else UNLABELED_ROWS]
             unlabeled.write_text("".join(" ".join(str(text).split()) + "\n" for text in texts), encoding="utf-8")
             unlabeled_text = {"source": UNLABELED_TEXT[name], "texts": len(texts)}
@@ -149,8 +149,8 @@ def run_accuracy(
                 if variant == "accurate_vectors":
                     settings["word_vectors"] = str(vectors)
                 if variant == "accurate_unlabeled":
-                    if model == "lstm" or unlabeled_text is None:
-                        continue  # unlabeled text trains the conv1d's word vectors; this dataset has none here
+                    if unlabeled_text is None:
+                        continue  # no raw text for this dataset here
                     settings["unlabeled"] = str(unlabeled)
                 methods[f"{model}_{variant}"] = _textpipe_method(model, settings, data.class_names)
         methods = {method: run for method, run in methods.items() if method in only}

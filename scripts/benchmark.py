@@ -100,7 +100,7 @@ def main() -> int:
                 data["methods"] = {**kept, **data["methods"]}
                 if data["pretrained_vectors"] is None and "conv1d_accurate_vectors" in kept:
                     data["pretrained_vectors"] = before.get("pretrained_vectors")  # the vectors it used
-                if data.get("unlabeled_text") is None and "conv1d_accurate_unlabeled" in kept:
+                if data.get("unlabeled_text") is None and any(method.endswith("_unlabeled") for method in kept):
                     data["unlabeled_text"] = before.get("unlabeled_text")  # the text it read
             merged = {**earlier, **accuracy["datasets"]}
             # Dataset by dataset, the whole training set before capped pools, smaller caps last.

@@ -39,7 +39,7 @@ def test_unknown_key_is_named(tmp_path):
         ({"model": "gpt"}, "model must be one of"),
         ({"validation_fraction": 0}, "validation_fraction"),
         ({"seed": 2**32}, r"seed must be in \[0, 2\*\*32\)"),
-        ({"word_vectors": "glove.txt"}, "word_vectors feed the conv1d model only"),
+        ({"word_vectors": "glove.txt", "unlabeled": "raw.txt"}, "give one of the two"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(values, message):

@@ -64,8 +64,8 @@ def test_bad_sources_are_one_line_errors(tmp_path):
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (dict(model="lstm", unlabeled="raw.txt"), "conv1d model's word vectors only"),
         (dict(model="conv1d", unlabeled="raw.txt", word_vectors="glove.txt"), "give one of the two"),
+        (dict(model="lstm", unlabeled="raw.txt", word_vectors="glove.txt"), "give one of the two"),
         (dict(model="conv1d", unlabeled_split="unsupervised"), "give --unlabeled too"),
     ],
 )
@@ -164,3 +164,29 @@ def test_warm_start_refuses_unlabeled_text(tmp_path):
     raw = write_lines(tmp_path / "raw.txt", texts)
     with pytest.raises(ConfigError, match="cannot warm-start with --unlabeled"):
         train(dataclasses.replace(config, unlabeled=str(raw)), data, warm_start=start)
+
+
+def test_the_lstm_embedding_starts_from_the_word_vectors():
+    from textpipe.models import build_model
+
+    table = np.random.default_rng(0).normal(size=(40, 12)).astype(np.float32)
+    config = Config(model="lstm", vocab_size=40, sequence_length=16, embedding_dim=12, lstm_units=8)
+    model = build_model(config, 2, word_vectors=table)
+    embedding = next(layer for layer in model.layers if layer.__class__.__name__ == "Embedding")
+    np.testing.assert_array_equal(embedding.get_weights()[0], table)
+
+
+def test_an_lstm_learns_with_unlabeled_text_and_reloads(tiny_data, tmp_path):
+    from textpipe.bundle import load_bundle, save_bundle
+    from textpipe.training import train
+    from conftest import TINY_SETTINGS, make_sentences
+
+    raw = write_lines(tmp_path / "raw.txt", make_sentences(500, seed=9)[0])
+    config = Config(**{**TINY_SETTINGS, "unlabeled": str(raw), "word_vector_dim": 24, "skipgram_epochs": 2})
+    bundle = train(config, tiny_data)
+    assert bundle.config.embedding_dim == 24  # the Embedding is as wide as the vectors it starts from
+    assert bundle.word_vectors["unlabeled_texts"] == 500 and bundle.word_vectors["fine_tuned"]
+    predicted = bundle.predict_proba(tiny_data.test.texts)[:, 1] > 0.5
+    assert (predicted == tiny_data.test.labels).mean() > 0.7
+    again = load_bundle(save_bundle(bundle, tmp_path / "model"))
+    np.testing.assert_allclose(again.predict_proba(tiny_data.test.texts), bundle.predict_proba(tiny_data.test.texts), atol=1e-6)

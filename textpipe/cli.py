@@ -39,15 +39,18 @@ TRAIN_SETTINGS = [
                           "(default: windows)"),
     ("--vocab-size", "auto_int", "vocabulary size including padding and [UNK], or auto: the training texts' words seen "
                                  "at least twice (default: 1024)"),
-    ("--embedding-dim", int, "embedding width of the lstm model (default: 256)"),
+    ("--embedding-dim", int, "embedding width of the lstm model (default: 256; with --word-vectors or --unlabeled, "
+                             "--word-vector-dim)"),
     ("--lstm-units", int, "LSTM units (default: 128)"),
     ("--dropout", float, "dropout rate before the output layer (default: 0.5)"),
-    ("--word-vectors", str, "conv1d: GloVe/word2vec text file of word vectors (default: learn them by skip-gram)"),
-    ("--unlabeled", str, "conv1d: raw text the skip-gram also learns the word vectors from: a text file (one text "
-                         "per line), CSV/TSV/JSON Lines file, dataset folder or Hub id, e.g. imdb"),
+    ("--word-vectors", str, "GloVe/word2vec text file of word vectors: the conv1d's table (default: learned by "
+                            "skip-gram), the lstm's starting Embedding"),
+    ("--unlabeled", str, "raw text the skip-gram also learns word vectors from (for the lstm: its starting "
+                         "Embedding): a text file (one text per line), CSV/TSV/JSON Lines file, dataset folder or "
+                         "Hub id, e.g. imdb"),
     ("--unlabeled-split", str, "split of the --unlabeled dataset to read (default: unsupervised, else train)"),
-    ("--word-vector-dim", int, "conv1d: word vector size (default: 100)"),
-    ("--skipgram-epochs", int, "conv1d: epochs of skip-gram training when no --word-vectors file (default: 5)"),
+    ("--word-vector-dim", int, "word vector size (default: 100)"),
+    ("--skipgram-epochs", int, "epochs of skip-gram training when no --word-vectors file (default: 5)"),
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
     ("--patience", "patience", "stop after N epochs without a better validation macro F1, or off to run every "
                                "epoch (default: 3)"),

@@ -55,7 +55,8 @@ class Config:
     lstm_units: int = 128
     dropout: float = 0.5
     # conv1d: sequences of word vectors from a (vocab_size, word_vector_dim) table, learned by skip-gram
-    # on the training texts, or read from a GloVe/word2vec text file.
+    # on the training texts, or read from a GloVe/word2vec text file. The lstm's Embedding starts from such a
+    # table (and is word_vector_dim wide) when either word_vectors or unlabeled is given.
     word_vectors: str | None = None
     # Raw text the skip-gram also learns from (not with word_vectors): a file of texts, a dataset folder or a
     # Hub id, and the split of a dataset to read (default: see unlabeled.UNLABELED_SPLITS).
@@ -65,7 +66,7 @@ class Config:
     skipgram_epochs: int = 5
     # Train the table with the rest of the model (it starts from the learned or read vectors); False keeps it
     # frozen, as the reference model did.
-    fine_tune_word_vectors: bool = True
+    fine_tune_word_vectors: bool = True  # the lstm's Embedding is always trained
 
     # Training.
     epochs: int | None = None  # seed: 10, a maximum (see patience)
@@ -127,10 +128,6 @@ class Config:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.model != "conv1d" and self.word_vectors is not None:
-            raise ConfigError("word_vectors feed the conv1d model only; add --model conv1d or drop the file")
-        if self.model != "conv1d" and self.unlabeled is not None:
-            raise ConfigError("unlabeled text trains the conv1d model's word vectors only; add --model conv1d")
         if self.word_vectors is not None and self.unlabeled is not None:
             raise ConfigError("word_vectors reads finished vectors and unlabeled learns them: give one of the two")
         if self.unlabeled_split is not None and self.unlabeled is None:
@@ -145,6 +142,12 @@ class Config:
                 )
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    @property
+    def uses_word_vectors(self) -> bool:
+        """Whether the model starts from a word-vector table: the conv1d model always, the lstm with a file or
+        unlabeled text to learn it from."""
+        return self.model == "conv1d" or self.word_vectors is not None or self.unlabeled is not None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,7 +23,8 @@ def build_model(
     """Build and compile the model `config.model` names, with a head for `n_classes` classes.
 
     The conv1d model reads words through `word_vectors`, a (vocabulary, word_vector_dim) table that it starts
-    from (and fine-tunes unless config.fine_tune_word_vectors is False). `fixed_length` pads every batch to
+    from (and fine-tunes unless config.fine_tune_word_vectors is False); the lstm's Embedding starts from it
+    when given. `fixed_length` pads every batch to
     sequence_length instead of cutting it to its longest text, as textpipe 0.1 did: the same results at a
     higher cost, kept as the baseline benchmarks compare against.
     Call this inside the training strategy's scope, so that weights and optimizer state live on its replicas.
@@ -35,14 +36,20 @@ def build_model(
         if config.model == "conv1d":
             model = build_conv1d(config, n_classes, word_vectors, fixed_length)
         else:
-            model = build_lstm(config, n_classes, fixed_length)
+            model = build_lstm(config, n_classes, fixed_length, word_vectors)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)  # a global setting: leave it as it was
     compile_model(model, config, n_classes)
     return model
 
 
-def build_lstm(config: Config, n_classes: int, fixed_length: bool = False) -> keras.Model:
+def build_lstm(
+    config: Config, n_classes: int, fixed_length: bool = False, word_vectors: np.ndarray | None = None
+) -> keras.Model:
+    """Token ids -> windows -> Embedding (starting from `word_vectors` when given) -> LSTM -> head -> average
+    over each text's windows."""
+    if word_vectors is not None and word_vectors.shape[1] != config.embedding_dim:
+        raise ValueError(f"the lstm's Embedding is {config.embedding_dim} wide; word vectors are {word_vectors.shape[1]}")
     shortest = config.sequence_length if fixed_length else 1
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     windows = SplitWindows(config.sequence_length, name="windows")(ids)
@@ -61,7 +68,13 @@ def build_lstm(config: Config, n_classes: int, fixed_length: bool = False) -> ke
     x = windows
     for layer in layers:
         x = layer(x)
-    return keras.Model(ids, average_over_windows(config)([x, ids]), name="classifier")
+    model = keras.Model(ids, average_over_windows(config)([x, ids]), name="classifier")
+    if word_vectors is not None:
+        # Rows past the vocabulary learned (smaller than vocab_size on little text) are never read.
+        table = np.zeros((config.vocab_size, config.embedding_dim), dtype=np.float32)
+        table[: len(word_vectors)] = word_vectors[: config.vocab_size]
+        layers[1].set_weights([table])
+    return model
 
 
 def conv1d_stack() -> list[keras.layers.Layer]:

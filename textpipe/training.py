@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -44,6 +45,8 @@ def train(
     """
     # Settings left to the data ("auto") are chosen here, from the training texts, and saved with the bundle.
     config = resolve_auto(config, data.train.texts, warm_start)
+    if config.model == "lstm" and config.uses_word_vectors:
+        config = dataclasses.replace(config, embedding_dim=config.word_vector_dim)  # it starts from the table
     check_training_paths(config, output=False)  # saving is the caller's: save_bundle checks its own folder
     # First: a multi-worker strategy must exist before TensorFlow runs any op in this process.
     strategy = distribution_strategy(config.strategy)
@@ -66,7 +69,7 @@ def train(
     if config.model == "conv1d" and warm_start is not None:
         table = warm_start.word_vector_table()
         vector_report = {**warm_start.word_vectors, "fine_tuned": config.fine_tune_word_vectors}
-    elif config.model == "conv1d":
+    elif config.uses_word_vectors and warm_start is None:
         table, vector_report = word_vector_table(config, vectorizer, data.train.texts, progress)
     if vector_report:
         progress.word_vectors(vector_report)
@@ -157,7 +160,7 @@ def word_vector_table(
             progress=progress,
         )
     report["seconds"] = round(time.perf_counter() - start, 2)
-    report["fine_tuned"] = config.fine_tune_word_vectors
+    report["fine_tuned"] = config.fine_tune_word_vectors or config.model == "lstm"
     return table, report
 
 
