@@ -1,4 +1,4 @@
-"""--unlabeled: raw text that the conv1d model's skip-gram word vectors also learn from."""
+"""--unlabeled: raw text that the skip-gram word vectors (conv1d table, lstm starting Embedding) also learn from."""
 
 import dataclasses
 
@@ -29,6 +29,31 @@ def test_a_csv_file_gives_its_text_column_and_ignores_labels(tmp_path):
     path = tmp_path / "raw.csv"
     pd.DataFrame({"id": [1, 2, 3], "review": ["good one", "bad one", ""], "label": [1, 0, 1]}).to_csv(path, index=False)
     assert list(load_unlabeled_texts(str(path), text_column="review")) == ["good one", "bad one"]
+
+
+def test_the_labeled_datas_text_column_is_used_only_where_the_source_has_it(tmp_path):
+    path = tmp_path / "raw.csv"
+    pd.DataFrame({"text": ["from text"], "body": ["from body"]}).to_csv(path, index=False)
+    assert list(load_unlabeled_texts(str(path), text_column="body")) == ["from body"]
+    assert list(load_unlabeled_texts(str(path), text_column="sentence")) == ["from text"]
+    (tmp_path / "dataset").mkdir()
+    pd.DataFrame({"text": ["raw a"]}).to_parquet(tmp_path / "dataset" / "train.parquet")
+    assert list(load_unlabeled_texts(str(tmp_path / "dataset"), text_column="sentence")) == ["raw a"]
+
+
+def test_a_missing_text_file_is_not_looked_up_on_the_hub(tmp_path):
+    from textpipe.unlabeled import check_unlabeled_source
+
+    with pytest.raises(DataError, match="unlabeled text file not found"):
+        check_unlabeled_source(str(tmp_path / "raw.txt"))
+    with pytest.raises(DataError, match="no input files match"):
+        check_unlabeled_source(str(tmp_path / "raw-*.txt"))
+
+
+def test_a_glob_over_parquet_files_is_refused(tmp_path):
+    pd.DataFrame({"text": ["a"]}).to_parquet(tmp_path / "part-1.parquet")
+    with pytest.raises(DataError, match="not a text, CSV, TSV or JSON Lines file"):
+        load_unlabeled_texts(str(tmp_path / "*.parquet"))
 
 
 def test_a_glob_pattern_reads_every_file_it_matches(tmp_path):
@@ -152,18 +177,20 @@ def test_train_command_learns_from_unlabeled_text_and_says_so(tmp_path, capsys):
     assert bundle.word_vectors["unlabeled_texts"] == 300
 
 
-def test_warm_start_refuses_unlabeled_text(tmp_path):
+def test_a_warm_start_keeps_the_starting_models_vectors_and_reads_no_unlabeled_text(tmp_path):
     from textpipe.training import train
     from conftest import make_sentences
 
     texts, labels = make_sentences(120, seed=8)
     split = Split(np.array(texts, dtype=object), np.array(labels, dtype=np.int64))
     data = LabeledData(split, split, None, ("negative", "positive"), "text", "label", False)
-    config = Config(model="conv1d", vocab_size=64, sequence_length=24, epochs=1, skipgram_epochs=1)
+    raw = write_lines(tmp_path / "raw.txt", make_sentences(200, seed=10)[0])
+    config = Config(model="lstm", vocab_size=64, sequence_length=24, epochs=1, skipgram_epochs=1,
+                    word_vector_dim=8, lstm_units=8, unlabeled=str(raw))
     start = train(config, data)
-    raw = write_lines(tmp_path / "raw.txt", texts)
-    with pytest.raises(ConfigError, match="cannot warm-start with --unlabeled"):
-        train(dataclasses.replace(config, unlabeled=str(raw)), data, warm_start=start)
+    raw.unlink()  # not read again: the vectors come with the starting model
+    again = train(config, data, warm_start=start)
+    assert again.word_vectors["unlabeled_texts"] == 200 and again.config.embedding_dim == 8
 
 
 def test_the_lstm_embedding_starts_from_the_word_vectors():
@@ -190,3 +217,28 @@ def test_an_lstm_learns_with_unlabeled_text_and_reloads(tiny_data, tmp_path):
     assert (predicted == tiny_data.test.labels).mean() > 0.7
     again = load_bundle(save_bundle(bundle, tmp_path / "model"))
     np.testing.assert_allclose(again.predict_proba(tiny_data.test.texts), bundle.predict_proba(tiny_data.test.texts), atol=1e-6)
+
+
+def test_retrain_reads_a_relative_unlabeled_file_beside_its_config(tmp_path):
+    from textpipe.retrain import load_settings
+
+    (tmp_path / "jobs").mkdir()
+    write_lines(tmp_path / "jobs" / "raw.txt", ["some text"])
+    toml = tmp_path / "jobs" / "retrain.toml"
+    toml.write_text('[data]\nsources = ["imdb"]\n[model]\nmodel = "conv1d"\nunlabeled = "raw.txt"\n'
+                    '[promotion]\nproduction = "prod"\n', encoding="utf-8")
+    assert load_settings(toml).config.unlabeled == str(tmp_path / "jobs" / "raw.txt")
+    toml.write_text(toml.read_text().replace('"raw.txt"', '"imdb"'), encoding="utf-8")
+    assert load_settings(toml).config.unlabeled == "imdb"  # not a file there: a Hub id
+
+
+def test_training_starts_the_lstm_from_the_learned_vectors(tiny_data, tmp_path):
+    from textpipe.training import train, word_vector_table
+    from conftest import TINY_SETTINGS, make_sentences
+
+    raw = write_lines(tmp_path / "raw.txt", make_sentences(300, seed=11)[0])
+    config = Config(**{**TINY_SETTINGS, "unlabeled": str(raw), "word_vector_dim": 8, "skipgram_epochs": 1,
+                       "epochs": 1, "learning_rate": 1e-12})  # too small a step to move the Embedding from its start
+    bundle = train(config, tiny_data)
+    table, _ = word_vector_table(bundle.config, bundle.vectorizer, tiny_data.train.texts)
+    np.testing.assert_allclose(bundle.word_vector_table(), table[: bundle.vocabulary_size], atol=1e-5)

@@ -49,7 +49,7 @@ class Bundle:
     vocabulary_size: int
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
-    word_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # conv1d: where the table came from
+    word_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # where the word vectors came from
     # The epoch whose weights the model holds: {"epoch", "last_epoch", "selected_by", "score", "stopped_early"}.
     kept_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Integer-labelled training data: the label id (as text) of each class, in class order (see data.py).

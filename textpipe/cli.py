@@ -48,7 +48,7 @@ TRAIN_SETTINGS = [
     ("--unlabeled", str, "raw text the skip-gram also learns word vectors from (for the lstm: its starting "
                          "Embedding): a text file (one text per line), CSV/TSV/JSON Lines file, dataset folder or "
                          "Hub id, e.g. imdb"),
-    ("--unlabeled-split", str, "split of the --unlabeled dataset to read (default: unsupervised, else train)"),
+    ("--unlabeled-split", str, "split of the --unlabeled dataset to read (default: unsupervised, else unlabeled, else train)"),
     ("--word-vector-dim", int, "word vector size (default: 100)"),
     ("--skipgram-epochs", int, "epochs of skip-gram training when no --word-vectors file (default: 5)"),
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),

@@ -28,8 +28,10 @@ def run_train(args: argparse.Namespace) -> int:
     check_training_paths(config)
     check_bundle_target(config.output)
     resolve_source(config.dataset)  # a local dataset that is not there
-    if config.unlabeled is not None and not any(c in config.unlabeled for c in "*?["):
-        resolve_source(config.unlabeled)
+    if config.unlabeled is not None:
+        from textpipe.unlabeled import check_unlabeled_source
+
+        check_unlabeled_source(config.unlabeled)
     from textpipe.data import load_training_data
 
     data = load_training_data(config)
@@ -75,7 +77,7 @@ def _terminal_progress(config):
 
 
 def describe_word_vectors(report: dict) -> str:
-    """One line: where the conv1d model's word vectors came from."""
+    """One line: where the model's word vectors came from."""
     tuned = "; trained with the model" if report.get("fine_tuned") else "; kept frozen"
     if "found" in report:
         return (

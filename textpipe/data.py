@@ -77,8 +77,8 @@ def load_labeled_data(
     for the i-th smallest id. Local CSV/TSV/JSON files are read as UTF-8, or in `encoding`.
     Raises DataError with a one-line explanation for every problem found.
     """
-    raw = _load_raw(source, subset, check_encoding(encoding))
-    name = _describe(source, subset)
+    raw = load_raw(source, subset, check_encoding(encoding))
+    name = describe_source(source, subset)
     train_name = _train_split_name(raw, train_split, name)
     text_col = find_column(raw[train_name].column_names, text_column, "text", name)
     label_col = find_column(raw[train_name].column_names, label_column, "label", name, LABEL_COLUMNS)
@@ -138,8 +138,8 @@ def load_split(
     """Load one named split, mapping its labels onto an existing model's `class_names`: string labels by
     name, integer labels by the model's `label_ids` (the training data's ids, see LabeledData) when it has
     them, else by name ("0", "1", ...)."""
-    raw = _load_raw(source, subset, check_encoding(encoding))
-    name = _describe(source, subset)
+    raw = load_raw(source, subset, check_encoding(encoding))
+    name = describe_source(source, subset)
     if split not in raw:
         raise DataError(f"{name} has no split {split!r} (splits: {', '.join(raw)})")
     ds = raw[split]
@@ -182,13 +182,13 @@ def _named_classes(
     return label_names
 
 
-def _describe(source: str | Path | None, subset: str | None) -> str:
+def describe_source(source: str | Path | None, subset: str | None = None) -> str:
     if source is None:
         return "the built-in sample dataset"
     return f"'{source}'" + (f" (subset {subset!r})" if subset else "")
 
 
-def _load_raw(source: str | Path | None, subset: str | None, encoding: str | None = None) -> datasets.DatasetDict:
+def load_raw(source: str | Path | None, subset: str | None = None, encoding: str | None = None) -> datasets.DatasetDict:
     resolved = resolve_source(source)
     if isinstance(resolved, Path):
         return _load_local(resolved, encoding)

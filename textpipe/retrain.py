@@ -5,7 +5,7 @@
 
 The TOML file has [data] (sources, eval_split), [model] (any Config field but dataset, subset and output) and
 [promotion] (production, metric, margin, keep). Relative paths in it (sources, production, word_vectors,
-log_dir) are read from the TOML file's folder, not the working directory, so a cron job behaves the same
+unlabeled, log_dir) are read from the TOML file's folder, not the working directory, so a cron job behaves the same
 wherever it starts. A source that is not an existing path is a Hub id. Beside the production path P:
     P              a symlink to P.versions/NNNN-<UTC time>, swapped by os.replace, which is atomic: a reader
                    always finds a complete bundle (load_bundle follows the link; versions are never changed)
@@ -113,6 +113,8 @@ def load_settings(path: str | Path) -> RetrainSettings:
     for key in ("word_vectors", "log_dir"):
         if isinstance(model.get(key), str):
             model[key] = str(base / Path(model[key]).expanduser())
+    if isinstance(model.get("unlabeled"), str) and (base / Path(model["unlabeled"]).expanduser()).exists():
+        model["unlabeled"] = str(base / Path(model["unlabeled"]).expanduser())  # else a Hub id or a glob
     try:
         config = Config.from_dict(model, origin="this section")
     except ConfigError as e:

@@ -66,10 +66,14 @@ def train(
     else:
         adapt_vectorizer(vectorizer, data.train.texts, progress)
     table, vector_report = None, {}
-    if config.model == "conv1d" and warm_start is not None:
-        table = warm_start.word_vector_table()
-        vector_report = {**warm_start.word_vectors, "fine_tuned": config.fine_tune_word_vectors}
-    elif config.uses_word_vectors and warm_start is None:
+    if warm_start is not None:
+        # The word vectors come with the starting model: a --word-vectors file or --unlabeled text is not read.
+        if config.model == "conv1d":
+            table = warm_start.word_vector_table()
+        if warm_start.word_vectors:
+            fine_tuned = config.fine_tune_word_vectors or config.model == "lstm"
+            vector_report = {**warm_start.word_vectors, "fine_tuned": fine_tuned}
+    elif config.uses_word_vectors:
         table, vector_report = word_vector_table(config, vectorizer, data.train.texts, progress)
     if vector_report:
         progress.word_vectors(vector_report)
@@ -129,7 +133,8 @@ def _layer_weights(classifier: keras.Model) -> list[keras.Variable]:
 def word_vector_table(
     config: Config, vectorizer: keras.layers.TextVectorization, texts: np.ndarray, progress: Progress = SILENT
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The (vocabulary, dim) table for the conv1d path, and a report of where it came from."""
+    """The (vocabulary, dim) word-vector table (the conv1d model's, or the lstm's starting Embedding), and a
+    report of where it came from."""
     vocabulary = vectorizer.get_vocabulary()
     start = time.perf_counter()
     if config.word_vectors is not None:
@@ -150,9 +155,7 @@ def word_vector_table(
         ids = vectorize(vectorizer, texts, config.sequence_length)  # each text's first window
         report = {"source": "skip-gram", "epochs": config.skipgram_epochs}
         if config.unlabeled is not None:
-            unlabeled = load_unlabeled_texts(
-                config.unlabeled, config.unlabeled_split, text_column=config.text_column, encoding=config.encoding
-            )
+            unlabeled = load_unlabeled_texts(config.unlabeled, config.unlabeled_split, text_column=config.text_column)
             ids = np.concatenate([ids, unlabeled_windows(vectorizer, unlabeled, config.sequence_length)])
             report.update(unlabeled=str(config.unlabeled), unlabeled_texts=len(unlabeled))
         table = train_word_vectors(
@@ -170,8 +173,9 @@ UNLABELED_TOKENS_PER_TEXT = 1024
 
 
 def unlabeled_windows(vectorizer: keras.layers.TextVectorization, texts: np.ndarray, window: int) -> np.ndarray:
-    """The token ids of `texts` (up to UNLABELED_TOKENS_PER_TEXT each) as rows of `window` tokens, every row
-    holding at least one token: skip-gram pairs never span two rows, so cutting costs a few pairs per cut."""
+    """The token ids of `texts` (their first UNLABELED_TOKENS_PER_TEXT, rounded up to whole windows; with
+    --long-texts truncate the vectorizer passes on only the first window) as rows of `window` tokens, every
+    row holding at least one token: skip-gram pairs never span two rows, so cutting costs a few pairs per cut."""
     length = -(-UNLABELED_TOKENS_PER_TEXT // window) * window
     rows = []
     for start in range(0, len(texts), 4096):  # in slices: one array of every text at full length can be large
@@ -254,8 +258,6 @@ ARCHITECTURE = ("model", "vocab_size", "sequence_length", "embedding_dim", "lstm
 
 def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) -> None:
     """Raise ConfigError with the reason when `start`'s weights cannot seed a model for this run."""
-    if config.unlabeled is not None:
-        raise ConfigError("cannot warm-start with --unlabeled: the word vectors come from the model to start from")
     for name in ARCHITECTURE:
         if getattr(start.config, name) != getattr(config, name):
             raise ConfigError(
