@@ -149,6 +149,12 @@ class Config:
         unlabeled text to learn it from."""
         return self.model == "conv1d" or self.word_vectors is not None or self.unlabeled is not None
 
+    @property
+    def trains_word_vectors(self) -> bool:
+        """Whether training changes the word vectors: the lstm's Embedding always, the conv1d's table unless
+        frozen."""
+        return self.fine_tune_word_vectors or self.model == "lstm"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -113,8 +113,10 @@ def load_settings(path: str | Path) -> RetrainSettings:
     for key in ("word_vectors", "log_dir"):
         if isinstance(model.get(key), str):
             model[key] = str(base / Path(model[key]).expanduser())
-    if isinstance(model.get("unlabeled"), str) and (base / Path(model["unlabeled"]).expanduser()).exists():
-        model["unlabeled"] = str(base / Path(model["unlabeled"]).expanduser())  # else a Hub id or a glob
+    if isinstance(model.get("unlabeled"), str):
+        beside = base / Path(model["unlabeled"]).expanduser()
+        if beside.exists():  # else a Hub id or a glob
+            model["unlabeled"] = str(beside)
     try:
         config = Config.from_dict(model, origin="this section")
     except ConfigError as e:

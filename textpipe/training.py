@@ -71,8 +71,7 @@ def train(
         if config.model == "conv1d":
             table = warm_start.word_vector_table()
         if warm_start.word_vectors:
-            fine_tuned = config.fine_tune_word_vectors or config.model == "lstm"
-            vector_report = {**warm_start.word_vectors, "fine_tuned": fine_tuned}
+            vector_report = {**warm_start.word_vectors, "fine_tuned": config.trains_word_vectors}
     elif config.uses_word_vectors:
         table, vector_report = word_vector_table(config, vectorizer, data.train.texts, progress)
     if vector_report:
@@ -163,7 +162,7 @@ def word_vector_table(
             progress=progress,
         )
     report["seconds"] = round(time.perf_counter() - start, 2)
-    report["fine_tuned"] = config.fine_tune_word_vectors or config.model == "lstm"
+    report["fine_tuned"] = config.trains_word_vectors
     return table, report
 
 

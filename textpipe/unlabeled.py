@@ -34,15 +34,23 @@ def reads_as_files(source: str) -> bool:
 
 def check_unlabeled_source(source: str) -> None:
     """Raise DataError now, before any slow work, when `source` names local files or a folder that are not there."""
-    from textpipe.inputs import expand_patterns
     from textpipe.sources import resolve_source
 
     if reads_as_files(source):
-        for path in expand_patterns([str(Path(source).expanduser())]):
-            if not Path(path).is_file():
-                raise DataError(f"unlabeled text file not found: {path}")
+        _text_files(source)
     else:
         resolve_source(source)
+
+
+def _text_files(source: str) -> list[str]:
+    """The files a text-file `source` names (a glob expanded), each checked to be there."""
+    from textpipe.inputs import expand_patterns
+
+    paths = expand_patterns([str(Path(source).expanduser())])
+    for path in paths:
+        if not Path(path).is_file():
+            raise DataError(f"unlabeled text file not found: {path}")
+    return paths
 
 
 def load_unlabeled_texts(source: str, split: str | None = None, *, text_column: str | None = None) -> np.ndarray:
@@ -66,10 +74,9 @@ def load_unlabeled_texts(source: str, split: str | None = None, *, text_column: 
 
 
 def _file_texts(source: str, text_column: str | None) -> list[str]:
-    from textpipe.inputs import expand_patterns, read_rows, resolve_inputs
+    from textpipe.inputs import read_rows, resolve_inputs
 
-    check_unlabeled_source(source)
-    paths = expand_patterns([str(Path(source).expanduser())])
+    paths = _text_files(source)
     for path in paths:
         if Path(path).suffix.lower() not in TEXT_FILE_SUFFIXES + ("",):
             raise DataError(f"{path} is not a text, CSV, TSV or JSON Lines file; give a dataset folder or a "
