@@ -2,12 +2,14 @@
 
     python scripts/benchmark.py                       # everything at full size: hours on 2 cores
     python scripts/benchmark.py --sections accuracy --max-train-rows 5000
+    python scripts/benchmark.py --sections accuracy --datasets sst2_sentences   # SST-2's whole sentences only
     python scripts/benchmark.py --sections throughput,scoring
     python scripts/benchmark.py --quick               # small sizes, a few minutes: checks the script still works
 
 Sections:
 - accuracy: textpipe's lstm and conv1d (defaults, every epoch, --preset accurate) against TF-IDF + logistic regression, on
-  SST-2, IMDB and emotion from ../shared/data, means over --seeds (see accuracy_benchmark.py);
+  SST-2, IMDB and emotion from ../shared/data (and, on request, SST-2's whole sentences), means over --seeds
+  (see accuracy_benchmark.py);
 - throughput: tf.data training input against numpy arrays, the vectorizer, and model-only inference against
   the machine's floating-point floor;
 - scoring: `textpipe score` against in-memory `predict` (rows/s, peak memory), and the Beam path on the
@@ -46,12 +48,12 @@ SECTIONS = ("accuracy", "throughput", "scoring", "startup", "report")
 
 
 def main() -> int:
-    from accuracy_benchmark import DATASETS, METHODS, dataset_of, result_key
+    from accuracy_benchmark import ALL_DATASETS, DATASETS, METHODS, dataset_of, result_key
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: minutes, not hours")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="accuracy: comma-separated, from " + ", ".join(DATASETS))
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="accuracy: comma-separated, from " + ", ".join(ALL_DATASETS) + " (default: " + ", ".join(DATASETS) + ")")
     parser.add_argument("--methods", default=",".join(METHODS), help="accuracy: comma-separated, from " + ", ".join(METHODS) + "; the others keep their earlier results")
     parser.add_argument("--seeds", type=int, default=3, help="accuracy: seeds per method; means and spread are reported")
     parser.add_argument("--max-train-rows", type=int, help="accuracy: fit on at most this many training rows (same rows for every method)")
@@ -62,7 +64,7 @@ def main() -> int:
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    for name, allowed in ((sections, SECTIONS), (datasets, DATASETS), (args.methods, METHODS)):
+    for name, allowed in ((sections, SECTIONS), (datasets, ALL_DATASETS), (args.methods, METHODS)):
         unknown = sorted(set(name) - set(allowed))
         if unknown:
             parser.error(f"unknown: {', '.join(unknown)}; choose from {', '.join(allowed)}")
@@ -104,11 +106,11 @@ def main() -> int:
                     data["unlabeled_text"] = before.get("unlabeled_text")  # the text it read
             merged = {**earlier, **accuracy["datasets"]}
             # Dataset by dataset, the whole training set before capped pools, smaller caps last.
-            known = [key for key in merged if dataset_of(key)[0] in DATASETS]  # datasets since dropped are left out
+            known = [key for key in merged if dataset_of(key)[0] in ALL_DATASETS]  # datasets since dropped are left out
 
             def order(key: str) -> tuple[int, float]:
                 name, cap = dataset_of(key)
-                return DATASETS.index(name), -(float("inf") if cap is None else cap)
+                return ALL_DATASETS.index(name), -(float("inf") if cap is None else cap)
 
             accuracy["datasets"] = {key: merged[key] for key in sorted(known, key=order)}
             results["accuracy"] = {**stamp, **accuracy}

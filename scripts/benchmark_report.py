@@ -17,7 +17,12 @@ METHODS = {
     "lstm_accurate_unlabeled": "textpipe lstm, --preset accurate --unlabeled",
     "conv1d_accurate_unlabeled": "textpipe conv1d, --preset accurate --unlabeled",
 }
-DATASET_NAMES = {"sst2": "SST-2", "imdb": "IMDB", "emotion": "emotion"}
+DATASET_NAMES = {"sst2": "SST-2", "imdb": "IMDB", "emotion": "emotion", "sst2_sentences": "SST-2 sentences"}
+# What a dataset's section says of its rows, where more than its name.
+DATASET_NOTES = {
+    "sst2_sentences": "SST-2's training rows with only the longest row of each parsed sentence kept, the whole "
+                      "sentence, not its phrases: the closest stand-in here for a small set of sentences. ",
+}
 
 
 def render(results: dict) -> str:
@@ -100,7 +105,7 @@ def render_accuracy(section: dict) -> str:
         )
         chosen = f" `--preset accurate` chose: {chosen}." if chosen else ""
         lines.append(
-            f"### {title}\n\n{data['train_rows']:,} training rows (pool {pool}), {data['holdout_rows']:,} held out{held_out_by(data)}, "
+            f"### {title}\n\n{DATASET_NOTES.get(name, '')}{data['train_rows']:,} training rows (pool {pool}), {data['holdout_rows']:,} held out{held_out_by(data)}, "
             f"{data['eval_rows']:,} evaluation rows ({data['eval_split']}); {len(data['classes'])} classes; "
             f"seeds {seeds}.{chosen}{vectors} "
             f"Run by `{data['command']}` on {data['date']}, on {data['cores_used']} core{'s' if data['cores_used'] != 1 else ''}.\n"

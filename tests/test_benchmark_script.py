@@ -8,7 +8,7 @@ import pytest
 from conftest import needs_shared_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from accuracy_benchmark import METHODS, UNLABELED_TEXT, sentence_groups  # noqa: E402
+from accuracy_benchmark import METHODS, UNLABELED_TEXT, sentence_groups, whole_sentences  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,3 +97,13 @@ def test_sentence_groups_keep_each_phrase_with_its_sentence():
     fit, held = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=0).split(phrases, groups=groups))
     fitted = "\n".join(phrases[i] for i in fit)
     assert held.size and not any(phrases[i] in fitted for i in held)
+
+
+def test_whole_sentences_keep_one_row_per_sentence_the_longest():
+    import numpy as np
+
+    sentences = [f"s{i}q says the film w{i}q is {'good' if i % 2 else 'bad'} and k{i}q" for i in range(12)]
+    phrases = [p for s in sentences for p in (s.split(" is ")[0], s, s.split()[-1])]  # the sentence in the middle
+    phrases += ["a row inside no other row"]
+    kept = whole_sentences(np.array(phrases, dtype=object))
+    assert [phrases[i] for i in kept] == sentences + ["a row inside no other row"]  # in their original order
