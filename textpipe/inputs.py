@@ -96,12 +96,16 @@ def resolve_inputs(
     return specs
 
 
+# The characters that make an input path a glob pattern.
+GLOB_CHARACTERS = "*?["
+
+
 def expand_patterns(paths: Sequence[str]) -> list[str]:
     """Each path as it is, or, when no such file exists and it holds *, ? or [, the files it matches in sorted
     order: a quoted pattern (needed where no shell expands it, as on a cluster) reads like the shell's."""
     expanded = []
     for path in paths:
-        if path == STDIN or Path(path).exists() or not any(c in path for c in "*?["):
+        if path == STDIN or Path(path).exists() or not any(c in path for c in GLOB_CHARACTERS):
             expanded.append(path)
             continue
         matches = sorted(p for p in glob.glob(path, recursive=True) if Path(p).is_file())

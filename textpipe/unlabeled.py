@@ -20,16 +20,17 @@ from textpipe.errors import DataError
 UNLABELED_SPLITS = ("unsupervised", "unlabeled", "train")
 # Files read one text per line, or by their text column, like `textpipe score`'s inputs.
 TEXT_FILE_SUFFIXES = (".txt", ".text", ".csv", ".tsv", ".jsonl", ".json", ".ndjson")
-_GLOB = "*?["
 
 
 def reads_as_files(source: str) -> bool:
     """Whether `source` names text files (a file, a file name with a text suffix, or a glob pattern) rather
     than a dataset (a local folder or Parquet file, or a Hub id)."""
+    from textpipe.inputs import GLOB_CHARACTERS
+
     path = Path(source).expanduser()
     if path.is_file():
         return path.suffix.lower() != ".parquet"
-    return not path.exists() and (any(c in source for c in _GLOB) or path.suffix.lower() in TEXT_FILE_SUFFIXES)
+    return not path.exists() and (any(c in source for c in GLOB_CHARACTERS) or path.suffix.lower() in TEXT_FILE_SUFFIXES)
 
 
 def check_unlabeled_source(source: str) -> None:
