@@ -228,7 +228,9 @@ def test_retrain_reads_a_relative_unlabeled_file_beside_its_config(tmp_path):
     toml.write_text('[data]\nsources = ["imdb"]\n[model]\nmodel = "conv1d"\nunlabeled = "raw.txt"\n'
                     '[promotion]\nproduction = "prod"\n', encoding="utf-8")
     assert load_settings(toml).config.unlabeled == str(tmp_path / "jobs" / "raw.txt")
-    toml.write_text(toml.read_text().replace('"raw.txt"', '"imdb"'), encoding="utf-8")
+    toml.write_text(toml.read_text().replace('"raw.txt"', '"raw/*.txt"'), encoding="utf-8")
+    assert load_settings(toml).config.unlabeled == str(tmp_path / "jobs" / "raw" / "*.txt")  # a glob, beside too
+    toml.write_text(toml.read_text().replace('"raw/*.txt"', '"imdb"'), encoding="utf-8")
     assert load_settings(toml).config.unlabeled == "imdb"  # not a file there: a Hub id
 
 

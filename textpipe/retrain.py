@@ -114,8 +114,10 @@ def load_settings(path: str | Path) -> RetrainSettings:
         if isinstance(model.get(key), str):
             model[key] = str(base / Path(model[key]).expanduser())
     if isinstance(model.get("unlabeled"), str):
+        from textpipe.unlabeled import reads_as_files
+
         beside = base / Path(model["unlabeled"]).expanduser()
-        if beside.exists():  # else a Hub id or a glob
+        if beside.exists() or reads_as_files(model["unlabeled"]):  # else a Hub id
             model["unlabeled"] = str(beside)
     try:
         config = Config.from_dict(model, origin="this section")
