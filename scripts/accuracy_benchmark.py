@@ -291,6 +291,14 @@ def _scores(split, predict_proba: Callable, class_names) -> dict:
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
+def join_seeds(earlier: dict, later: dict) -> dict:
+    """`later`, a method's summary, over its own runs and `earlier`'s runs of the seeds it did not run, in seed
+    order: how a benchmark too long for one sitting is measured a few seeds at a time."""
+    ran = {run["seed"] for run in later["runs"]}
+    runs = sorted([run for run in earlier["runs"] if run["seed"] not in ran] + later["runs"], key=lambda run: run["seed"])
+    return {**later, **summarize(runs)}
+
+
 def summarize(runs: list[dict]) -> dict:
     """Mean and spread (sample standard deviation, min, max) of each metric over the seeds."""
     out: dict[str, Any] = {"runs": runs}

@@ -3,6 +3,8 @@
     python scripts/benchmark.py                       # everything at full size: hours on 2 cores
     python scripts/benchmark.py --sections accuracy --max-train-rows 5000
     python scripts/benchmark.py --sections accuracy --datasets sst2_sentences   # SST-2's whole sentences only
+    python scripts/benchmark.py --sections accuracy --datasets imdb --methods lstm_accurate --seeds 1 --first-seed 2
+                                                      # one more seed, joined to the row's earlier seeds
     python scripts/benchmark.py --sections throughput,scoring
     python scripts/benchmark.py --quick               # small sizes, a few minutes: checks the script still works
 
@@ -48,7 +50,7 @@ SECTIONS = ("accuracy", "throughput", "scoring", "startup", "report")
 
 
 def main() -> int:
-    from accuracy_benchmark import ALL_DATASETS, DATASETS, METHODS, dataset_of, result_key
+    from accuracy_benchmark import ALL_DATASETS, DATASETS, METHODS, dataset_of, join_seeds, result_key
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: minutes, not hours")
@@ -56,6 +58,7 @@ def main() -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS), help="accuracy: comma-separated, from " + ", ".join(ALL_DATASETS) + " (default: " + ", ".join(DATASETS) + ")")
     parser.add_argument("--methods", default=",".join(METHODS), help="accuracy: comma-separated, from " + ", ".join(METHODS) + "; the others keep their earlier results")
     parser.add_argument("--seeds", type=int, default=3, help="accuracy: seeds per method; means and spread are reported")
+    parser.add_argument("--first-seed", type=int, default=0, help="accuracy: the first seed run; from 1 on, each method's runs join its earlier runs of the other seeds (same textpipe version and held-out rows)")
     parser.add_argument("--max-train-rows", type=int, help="accuracy: fit on at most this many training rows (same rows for every method)")
     parser.add_argument("--repeats", type=int, default=3, help="throughput, scoring: runs per measurement; the median is reported")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="Markdown report (JSON beside it)")
@@ -68,6 +71,8 @@ def main() -> int:
         unknown = sorted(set(name) - set(allowed))
         if unknown:
             parser.error(f"unknown: {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    if args.seeds < 1 or args.first_seed < 0:
+        parser.error("--seeds must be at least 1 and --first-seed at least 0")
 
     output = Path(args.output)
     json_path = output.with_suffix(".json")
@@ -95,11 +100,21 @@ def main() -> int:
                 for method in data["methods"].values():
                     method.update(command=stamp["command"], date=stamp["date"], textpipe=stamp["textpipe"],
                                   held_out_by=data["held_out_by"])
+                    for run in method["runs"]:
+                        run.update(command=stamp["command"], date=stamp["date"])
                 before = earlier.get(name, {})
                 # Only results of this textpipe version: what a method's settings mean changes between them.
                 kept = {method: run for method, run in before.get("methods", {}).items()
                         if method in METHODS and run.get("textpipe") == stamp["textpipe"]}
+                if args.first_seed > 0:  # these seeds join the earlier ones, each run keeping its command
+                    for method, run in data["methods"].items():
+                        if method in kept and kept[method].get("held_out_by", "row") == data["held_out_by"]:
+                            for old_run in kept[method]["runs"]:
+                                old_run.setdefault("command", kept[method]["command"])
+                                old_run.setdefault("date", kept[method]["date"])
+                            data["methods"][method] = join_seeds(kept[method], run)
                 data["methods"] = {**kept, **data["methods"]}
+                data["seeds"] = sorted({run["seed"] for method in data["methods"].values() for run in method["runs"]})
                 if data["pretrained_vectors"] is None and "conv1d_accurate_vectors" in kept:
                     data["pretrained_vectors"] = before.get("pretrained_vectors")  # the vectors it used
                 if data.get("unlabeled_text") is None and any(method.endswith("_unlabeled") for method in kept):
@@ -137,8 +152,9 @@ def run_accuracy_section(args, datasets, tmp: Path) -> dict:
     from accuracy_benchmark import run_accuracy
 
     if args.quick:
-        return run_accuracy(datasets, [0], args.max_train_rows or 600, 1, tmp, log, quick=True, only=args.methods)
-    return run_accuracy(datasets, list(range(args.seeds)), args.max_train_rows, None, tmp, log, only=args.methods)
+        return run_accuracy(datasets, [args.first_seed], args.max_train_rows or 600, 1, tmp, log, quick=True, only=args.methods)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    return run_accuracy(datasets, seeds, args.max_train_rows, None, tmp, log, only=args.methods)
 
 
 def log(message: str) -> None:

@@ -120,12 +120,15 @@ def render_accuracy(section: dict) -> str:
                 epochs = ", ".join(f"{k}/{r}" for k, r in zip(m["kept_epoch"], m["epochs_run"]))
             else:
                 epochs = ", ".join(map(str, m.get("epochs_run", []))) or "–"
-            mark = " *" if m.get("command", data["command"]) != data["command"] else ""
+            seeds_run = [r["seed"] for r in m["runs"]]
+            if seeds_run != data["seeds"]:
+                label += f" (seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))})"
+            mark = " *" if any(command != data["command"] for command, _ in run_commands(m, data)) else ""
             lines.append(
                 f"| {label}{mark} | {mean_sd(m['accuracy'])} | {mean_sd(m['macro_f1'])} | {m['seconds']['mean']:,.0f} | {epochs} |"
             )
-        earlier = sorted({(m["command"], m["date"], m.get("textpipe", "?"), m.get("held_out_by", "row"))
-                          for m in methods.values() if m.get("command", data["command"]) != data["command"]})
+        earlier = sorted({(command, date, m.get("textpipe", "?"), m.get("held_out_by", "row"))
+                          for m in methods.values() for command, date in run_commands(m, data) if command != data["command"]})
         for command, date, version, by in earlier:
             drawn = " (held-out rows drawn row by row)" if by != data.get("held_out_by", "row") else ""
             lines.append(f"\n\\* kept from an earlier run: textpipe {version}, `{command}` on {date}{drawn}.")
@@ -138,6 +141,12 @@ def render_accuracy(section: dict) -> str:
     lines.append("| dataset | comparison | difference | met |\n|---|---|---|---|")
     lines.extend(verdicts)
     return "\n".join(lines) + "\n"
+
+
+def run_commands(method: dict, data: dict) -> set[tuple[str, str]]:
+    """The (command, date) of each of a method's seeds: one, unless seeds were added to an earlier run."""
+    command, date = method.get("command", data["command"]), method.get("date", data["date"])
+    return {(run.get("command", command), run.get("date", date)) for run in method["runs"]}
 
 
 def held_out_by(data: dict) -> str:

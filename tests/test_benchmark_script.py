@@ -8,7 +8,7 @@ import pytest
 from conftest import needs_shared_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from accuracy_benchmark import METHODS, UNLABELED_TEXT, sentence_groups, whole_sentences  # noqa: E402
+from accuracy_benchmark import METHODS, UNLABELED_TEXT, join_seeds, sentence_groups, summarize, whole_sentences  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,3 +107,42 @@ def test_whole_sentences_keep_one_row_per_sentence_the_longest():
     phrases += ["a row inside no other row"]
     kept = whole_sentences(np.array(phrases, dtype=object))
     assert [phrases[i] for i in kept] == sentences + ["a row inside no other row"]  # in their original order
+
+
+@needs_shared_data
+def test_later_seeds_join_a_methods_earlier_runs(tmp_path):
+    report = tmp_path / "BENCHMARKS.md"
+
+    def run(*args):
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--sections", "accuracy",
+             "--datasets", "emotion", "--output", str(report), *args],
+            check=True, capture_output=True, timeout=600,
+        )
+        return json.loads(report.with_suffix(".json").read_text())["accuracy"]["datasets"]["emotion@600"]
+
+    first = run("--methods", "tfidf_lr_restricted,tfidf_lr_ngrams")
+    later = run("--methods", "tfidf_lr_restricted", "--first-seed", "1")
+    assert later["seeds"] == [0, 1]
+    joined = later["methods"]["tfidf_lr_restricted"]
+    assert [r["seed"] for r in joined["runs"]] == [0, 1]
+    assert joined["runs"][0] == {**first["methods"]["tfidf_lr_restricted"]["runs"][0], "command": joined["runs"][0]["command"],
+                                 "date": joined["runs"][0]["date"]}
+    assert "--first-seed" not in joined["runs"][0]["command"] and "--first-seed 1" in joined["runs"][1]["command"]
+    accuracies = [r["accuracy"] for r in joined["runs"]]
+    assert joined["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2)
+    assert later["methods"]["tfidf_lr_ngrams"] == first["methods"]["tfidf_lr_ngrams"]  # not run: kept as it was
+    text = report.read_text()
+    assert "| TF-IDF + LR, word 1-2-grams (C of 1, 4) (seed 0) *" in text  # a row without every seed says so
+    assert "| TF-IDF + LR, 1,022 words * |" in text and "kept from an earlier run" in text
+    # Without --first-seed, a method's row is replaced whole, as before.
+    again = run("--methods", "tfidf_lr_restricted")
+    assert [r["seed"] for r in again["methods"]["tfidf_lr_restricted"]["runs"]] == [0]
+
+
+def test_join_seeds_replaces_the_seeds_run_again():
+    runs = [{"seed": seed, "accuracy": acc, "macro_f1": acc, "seconds": 1.0} for seed, acc in ((0, 0.5), (1, 0.6))]
+    earlier, later = summarize(runs), summarize([{"seed": 1, "accuracy": 0.8, "macro_f1": 0.8, "seconds": 2.0}])
+    joined = join_seeds(earlier, later)
+    assert [r["seed"] for r in joined["runs"]] == [0, 1] and joined["runs"][1]["accuracy"] == 0.8
+    assert joined["accuracy"]["mean"] == pytest.approx(0.65) and joined["seconds"]["max"] == 2.0
