@@ -124,9 +124,9 @@ def render_accuracy(section: dict) -> str:
             if seeds_run != data["seeds"]:
                 label += f" (seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))})"
             mark = " *" if any(command != data["command"] for command, _ in run_commands(m, data)) else ""
-            lines.append(
-                f"| {label}{mark} | {mean_sd(m['accuracy'])} | {mean_sd(m['macro_f1'])} | {m['seconds']['mean']:,.0f} | {epochs} |"
-            )
+            # One seed has no spread to show.
+            accuracy, f1 = (mean_sd(m[key]) if len(seeds_run) > 1 else f"{m[key]['mean'] * 100:.1f}" for key in ("accuracy", "macro_f1"))
+            lines.append(f"| {label}{mark} | {accuracy} | {f1} | {m['seconds']['mean']:,.0f} | {epochs} |")
         earlier = sorted({(command, date, m.get("textpipe", "?"), m.get("held_out_by", "row"))
                           for m in methods.values() for command, date in run_commands(m, data) if command != data["command"]})
         for command, date, version, by in earlier:

@@ -133,7 +133,9 @@ def test_later_seeds_join_a_methods_earlier_runs(tmp_path):
     assert joined["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2)
     assert later["methods"]["tfidf_lr_ngrams"] == first["methods"]["tfidf_lr_ngrams"]  # not run: kept as it was
     text = report.read_text()
-    assert "| TF-IDF + LR, word 1-2-grams (C of 1, 4) (seed 0) *" in text  # a row without every seed says so
+    ngrams = first["methods"]["tfidf_lr_ngrams"]["accuracy"]["mean"] * 100
+    # A row without every seed says which it holds, and shows no spread for one seed.
+    assert f"| TF-IDF + LR, word 1-2-grams (C of 1, 4) (seed 0) * | {ngrams:.1f} |" in text
     assert "| TF-IDF + LR, 1,022 words * |" in text and "kept from an earlier run" in text
     # Without --first-seed, a method's row is replaced whole, as before.
     again = run("--methods", "tfidf_lr_restricted")
