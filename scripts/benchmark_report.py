@@ -56,8 +56,10 @@ def stamp(section: dict) -> str:
     )
 
 
-def mean_sd(stats: dict, scale: float = 100.0) -> str:
-    return f"{stats['mean'] * scale:.1f} ± {stats['std'] * scale:.1f}"
+def mean_sd(stats: dict, runs: int) -> str:
+    """'85.1 ± 1.3' in percent; '85.1' for one run, which has no spread to show."""
+    mean = f"{stats['mean'] * 100:.1f}"
+    return mean if runs == 1 else f"{mean} ± {stats['std'] * 100:.1f}"
 
 
 def span(values: list[int]) -> str:
@@ -124,9 +126,8 @@ def render_accuracy(section: dict) -> str:
             if seeds_run != data["seeds"]:
                 label += f" (seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))})"
             mark = " *" if any(command != data["command"] for command, _ in run_commands(m, data)) else ""
-            # One seed has no spread to show.
-            accuracy, f1 = (mean_sd(m[key]) if len(seeds_run) > 1 else f"{m[key]['mean'] * 100:.1f}" for key in ("accuracy", "macro_f1"))
-            lines.append(f"| {label}{mark} | {accuracy} | {f1} | {m['seconds']['mean']:,.0f} | {epochs} |")
+            scores = " | ".join(mean_sd(m[key], len(seeds_run)) for key in ("accuracy", "macro_f1"))
+            lines.append(f"| {label}{mark} | {scores} | {m['seconds']['mean']:,.0f} | {epochs} |")
         earlier = sorted({(command, date, m.get("textpipe", "?"), m.get("held_out_by", "row"))
                           for m in methods.values() for command, date in run_commands(m, data) if command != data["command"]})
         for command, date, version, by in earlier:
