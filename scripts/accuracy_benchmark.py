@@ -295,7 +295,10 @@ def join_seeds(earlier: dict, later: dict) -> dict:
     """`later`, a method's summary, over its own runs and `earlier`'s runs of the seeds it did not run, in seed
     order: how a benchmark too long for one sitting is measured a few seeds at a time."""
     ran = {run["seed"] for run in later["runs"]}
-    runs = sorted([run for run in earlier["runs"] if run["seed"] not in ran] + later["runs"], key=lambda run: run["seed"])
+    # Each earlier run keeps the command and date that made it; runs from before runs had their own take the method's.
+    made_by = {key: earlier[key] for key in ("command", "date") if key in earlier}
+    kept = [{**made_by, **run} for run in earlier["runs"] if run["seed"] not in ran]
+    runs = sorted(kept + later["runs"], key=lambda run: run["seed"])
     return {**later, **summarize(runs)}
 
 

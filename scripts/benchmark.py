@@ -109,9 +109,6 @@ def main() -> int:
                 if args.first_seed > 0:  # these seeds join the earlier ones, each run keeping its command
                     for method, run in data["methods"].items():
                         if method in kept and kept[method].get("held_out_by", "row") == data["held_out_by"]:
-                            for old_run in kept[method]["runs"]:
-                                old_run.setdefault("command", kept[method]["command"])
-                                old_run.setdefault("date", kept[method]["date"])
                             data["methods"][method] = join_seeds(kept[method], run)
                 data["methods"] = {**kept, **data["methods"]}
                 data["seeds"] = sorted({run["seed"] for method in data["methods"].values() for run in method["runs"]})
