@@ -8,6 +8,7 @@ def test_defaults_are_the_reference_models():
     c = Config()
     assert (c.vocab_size, c.sequence_length, c.embedding_dim, c.lstm_units) == (1024, 64, 256, 128)
     assert (c.dropout, c.batch_size, c.epochs, c.model) == (0.5, 16, 10, "lstm")
+    assert c.lstm_pooling == "last"
 
 
 def test_precedence_defaults_then_toml_then_overrides(tmp_path):
@@ -37,6 +38,7 @@ def test_unknown_key_is_named(tmp_path):
         ({"vocab_size": 2}, "vocab_size must be at least 3"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"model": "gpt"}, "model must be one of"),
+        ({"lstm_pooling": "mean"}, "lstm_pooling must be one of last, max, got 'mean'"),
         ({"validation_fraction": 0}, "validation_fraction"),
         ({"seed": 2**32}, r"seed must be in \[0, 2\*\*32\)"),
         ({"word_vectors": "glove.txt", "unlabeled": "raw.txt"}, "give one of the two"),

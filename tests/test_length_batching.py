@@ -13,7 +13,7 @@ from conftest import FILLER, TINY_SETTINGS
 from textpipe.bundle import FORMAT_VERSION, load_bundle, save_bundle
 from textpipe.config import Config
 from textpipe.inputs import InputSpec
-from textpipe.layers import MaskedLSTM, TokenAveragePooling1D, TrimPadding
+from textpipe.layers import MaskedLSTM, TokenAveragePooling1D, TokenMaxPooling1D, TrimPadding
 from textpipe.scoring import score_rows
 from textpipe.training import train
 
@@ -34,9 +34,17 @@ def long_lstm_bundle(tiny_data):
     return train(Config(**{**TINY_SETTINGS, "sequence_length": 64, "epochs": 2}), tiny_data)
 
 
-@pytest.mark.parametrize("name", ["long_lstm_bundle", "conv_bundle"])
+@pytest.fixture(scope="module")
+def max_lstm_bundle(tiny_data):
+    return train(Config(**{**TINY_SETTINGS, "sequence_length": 64, "epochs": 2, "lstm_pooling": "max"}), tiny_data)
+
+
+@pytest.mark.parametrize("name", ["long_lstm_bundle", "max_lstm_bundle", "conv_bundle"])
 def test_a_texts_probabilities_do_not_depend_on_its_batch(name, request, tmp_path):
-    bundle = load_bundle(save_bundle(request.getfixturevalue(name), tmp_path / name))
+    trained = request.getfixturevalue(name)
+    bundle = load_bundle(save_bundle(trained, tmp_path / name))
+    texts = [SHORT, LONG, "dull", ""]
+    np.testing.assert_allclose(bundle.predict_proba(texts), trained.predict_proba(texts), atol=1e-6)
 
     def first(texts):
         return bundle.infer(np.array(texts, dtype=object)).numpy()[0]
@@ -140,6 +148,14 @@ def test_token_average_pooling_covers_the_positions_real_tokens_reach():
     assert pooled.tolist() == [[0.5], [0.0]]  # ceil(4 / 3) = 2 positions: (0 + 1) / 2; no tokens pools to 0
 
 
+def test_token_max_pooling_takes_each_channels_largest_value_over_real_tokens_only():
+    features = tf.constant([[[-3.0, 1.0], [-2.0, 5.0], [9.0, 9.0]], [[4.0, 4.0], [7.0, 7.0], [8.0, 8.0]]])
+    ids = tf.constant([[5, 2, 0], [0, 0, 0]], tf.int64)  # 2 tokens, then padding; none
+    pooled = TokenMaxPooling1D()([features, ids]).numpy()
+    # The padding's 9s are left out, negative maxima stay negative, and a text with no tokens pools to 0.
+    assert pooled.tolist() == [[-2.0, 5.0], [0.0, 0.0]]
+
+
 def test_scoring_keeps_input_order_across_length_sorted_windows(long_lstm_bundle, tmp_path):
     rng = random.Random(1)
     texts = [" ".join(rng.choices(FILLER + ["great", "dull"], k=rng.choice([1, 3, 80]))) for _ in range(300)]
@@ -162,6 +178,7 @@ def test_bundles_of_format_1_load_and_predict_as_before(name):
     # Settings added later read as what that version did: every epoch run and the last kept, frozen vectors.
     assert bundle.config.patience is None and not bundle.config.keep_best_epoch
     assert not bundle.config.fine_tune_word_vectors
+    assert bundle.config.lstm_pooling == "last"
     assert bundle.word_vector_table().shape[0] == bundle.vocabulary_size
 
 

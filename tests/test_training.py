@@ -33,6 +33,20 @@ def test_lstm_follows_the_reference_layout():
     assert model.loss == "binary_crossentropy"
 
 
+def test_lstm_pooling_max_pools_every_output_over_the_windows_tokens(tiny_data):
+    model = build_model(Config(lstm_pooling="max"), n_classes=2)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["InputLayer", "SplitWindows", "TrimPadding", "Embedding", "MaskedLSTM", "TokenMaxPooling1D",
+                     "Dropout", "Dense", "AverageOverWindows"]
+    lstm, pool = model.layers[4:6]
+    assert lstm.return_sequences and lstm.units == 128
+    # The pooling reads the trimmed token ids, so it leaves out exactly the positions the LSTM masks.
+    assert pool.input[1] is model.get_layer("trim_padding").output
+    bundle = train(Config(**{**TINY_SETTINGS, "lstm_pooling": "max"}), tiny_data)
+    assert evaluate(bundle, tiny_data.test)["accuracy"] > 0.85
+    assert bundle.config.lstm_pooling == "max"
+
+
 def test_more_than_two_classes_get_a_softmax_head():
     model = build_model(Config(), n_classes=6)
     head = model.get_layer("probabilities")
@@ -91,6 +105,8 @@ def test_warm_start_continues_from_the_given_weights(tiny_bundle, tiny_data):
 def test_warm_start_keeps_the_vocabulary_and_refuses_other_classes_and_shapes(tiny_bundle, tiny_data):
     with pytest.raises(ConfigError, match="cannot warm-start: lstm_units is 8 here but 16"):
         train(Config(**{**TINY_SETTINGS, "lstm_units": 8}), tiny_data, warm_start=tiny_bundle)
+    with pytest.raises(ConfigError, match="cannot warm-start: lstm_pooling is 'max' here but 'last'"):
+        train(Config(**{**TINY_SETTINGS, "lstm_pooling": "max"}), tiny_data, warm_start=tiny_bundle)
     # New data with new words keeps the starting vocabulary: the embedding rows stay tied to their words.
     other_text = dataclasses.replace(
         tiny_data, train=dataclasses.replace(tiny_data.train, texts=np.array([t + " extra words here" for t in tiny_data.train.texts], dtype=object))

@@ -30,7 +30,9 @@ from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder, ch
 from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
-from textpipe.layers import AverageOverWindows, MaskedLSTM, SplitWindows, TokenAveragePooling1D, TrimPadding
+from textpipe.layers import (
+    AverageOverWindows, MaskedLSTM, SplitWindows, TokenAveragePooling1D, TokenMaxPooling1D, TrimPadding,
+)
 from textpipe.metrics import MacroF1
 
 FORMAT = "textpipe-bundle"
@@ -251,6 +253,7 @@ def load_bundle(path: str | Path) -> Bundle:
             custom_objects={
                 "TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D, "MacroF1": MacroF1,
                 "SplitWindows": SplitWindows, "AverageOverWindows": AverageOverWindows, "MaskedLSTM": MaskedLSTM,
+                "TokenMaxPooling1D": TokenMaxPooling1D,
             },
         )
     except Exception as e:  # zip, h5 and deserialization errors come in many types
@@ -307,13 +310,13 @@ def _check_model_agrees(model: keras.Model, class_names: tuple[str, ...], vocabu
 
 
 def _with_earlier_defaults(settings: Any) -> Any:
-    """Settings saved before textpipe 0.3, which lack the ones it added, with the values those versions
+    """Settings saved by earlier versions, which lack the ones added since, with the values those versions
     trained with: every epoch run, the last kept unless early stopping on validation loss restored another,
-    frozen word vectors."""
+    frozen word vectors, the lstm's last output."""
     if not isinstance(settings, dict):
         return settings
     earlier = {"keep_best_epoch": settings.get("patience") is not None, "fine_tune_word_vectors": False,
-               "long_texts": "truncate"}
+               "long_texts": "truncate", "lstm_pooling": "last"}
     return {**earlier, **settings}
 
 

@@ -42,6 +42,8 @@ TRAIN_SETTINGS = [
     ("--embedding-dim", int, "embedding width of the lstm model (default: 256; with --word-vectors or --unlabeled, "
                              "--word-vector-dim)"),
     ("--lstm-units", int, "LSTM units (default: 128)"),
+    ("--lstm-pooling", str, "what the LSTM passes to the output layer: last (its output after a window's last "
+                            "token) or max (each unit's largest output over the window's tokens) (default: last)"),
     ("--dropout", float, "dropout rate before the output layer (default: 0.5)"),
     ("--word-vectors", str, "GloVe/word2vec text file of word vectors: the conv1d's table (default: learned by "
                             "skip-gram), the lstm's starting Embedding"),

@@ -20,6 +20,7 @@ from textpipe.presets import AUTO, PRESETS, preset_settings
 MODELS = ("lstm", "conv1d")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 LONG_TEXTS = ("windows", "truncate")
+LSTM_POOLING = ("last", "max")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Config:
     model: str = "lstm"
     embedding_dim: int = 256
     lstm_units: int = 128
+    # What the lstm passes to its output layer: "last", its output after a window's last token (seed), or
+    # "max", each unit's largest output over the window's tokens.
+    lstm_pooling: str | None = None
     dropout: float = 0.5
     # conv1d: sequences of word vectors from a (vocab_size, word_vector_dim) table, learned by skip-gram
     # on the training texts, or read from a GloVe/word2vec text file. The lstm's Embedding starts from such a
@@ -106,6 +110,8 @@ class Config:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.long_texts not in LONG_TEXTS:
             raise ConfigError(f"long_texts must be one of {', '.join(LONG_TEXTS)}, got {self.long_texts!r}")
+        if self.lstm_pooling not in LSTM_POOLING:
+            raise ConfigError(f"lstm_pooling must be one of {', '.join(LSTM_POOLING)}, got {self.lstm_pooling!r}")
         if self.model not in MODELS:
             raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         for name, low in (("vocab_size", 3), ("sequence_length", 1)):

@@ -5,6 +5,7 @@
     TrimPadding              token ids padded to any width -> the width this batch's texts need
     MaskedLSTM               an LSTM that a GPU's cuDNN kernel runs even when a window holds no token
     TokenAveragePooling1D    average over the output positions real tokens reach, not over padding
+    TokenMaxPooling1D        each channel's largest value over the positions of real tokens, not of padding
 
 All are registered with Keras under the package name "textpipe", so a saved model that holds them loads
 wherever textpipe is imported (`load_bundle` does); `model.export()` writes a SavedModel that needs neither.
@@ -102,6 +103,34 @@ class TokenAveragePooling1D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+class TokenMaxPooling1D(keras.layers.Layer):
+    """Each channel's largest value over the positions that hold a real token; padding is left out.
+
+    Called on [features, token_ids]: `features` (batch, steps, channels) has one position per token of
+    `token_ids` (batch, steps), right-padded with 0 (e.g. an LSTM's every output). A text with no tokens pools
+    to zeros.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # it reads the LSTM's mask from the ids, and passes none on
+
+    def compute_mask(self, inputs, previous_mask):
+        return None  # one row per window: no positions left to mask
+
+    def call(self, inputs):
+        features, ids = inputs
+        real = (ids != 0)[:, :, None]
+        lowest = tf.constant(features.dtype.min, dtype=features.dtype)
+        largest = tf.reduce_max(tf.where(real, features, lowest), axis=1)
+        return tf.where(tf.reduce_any(real, axis=1), largest, tf.zeros_like(largest))
+
+    def compute_output_shape(self, input_shapes):
+        features = input_shapes[0]
+        return (features[0], features[2])
 
 
 def _windows(ids: tf.Tensor, window: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

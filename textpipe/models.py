@@ -1,4 +1,4 @@
-"""The classifiers, each written as the list of its layers. They take right-padded token ids, not text.
+"""The classifiers. They take right-padded token ids, not text.
 
 Both accept texts of any length. They read `sequence_length` tokens at a time: a longer text is cut into
 windows of that many tokens (SplitWindows), each window is classified, and the text gets the average of
@@ -13,7 +13,9 @@ import keras
 import numpy as np
 
 from textpipe.config import Config
-from textpipe.layers import AverageOverWindows, MaskedLSTM, SplitWindows, TokenAveragePooling1D, TrimPadding
+from textpipe.layers import (
+    AverageOverWindows, MaskedLSTM, SplitWindows, TokenAveragePooling1D, TokenMaxPooling1D, TrimPadding,
+)
 from textpipe.metrics import MacroF1
 
 
@@ -53,27 +55,28 @@ def build_lstm(
     shortest = config.sequence_length if fixed_length else 1
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     windows = SplitWindows(config.sequence_length, name="windows")(ids)
-    layers = [
-        TrimPadding(config.sequence_length, min_length=shortest, name="trim_padding"),
-        # mask_zero: padding (id 0) follows each text; unmasked, the LSTM would read the padding after a
-        # short text and forget what came before it, and its output would change with the batch's width.
-        keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True),
-        # Default activations and no recurrent dropout: Keras runs this layer on the fused cuDNN kernel when a
-        # GPU is present. That kernel needs a right-padded mask with no empty row, or the batch fails:
-        # MaskedLSTM reads an empty text's row once and zeroes its output (see layers.py).
-        MaskedLSTM(config.lstm_units),
-        keras.layers.Dropout(config.dropout),
-        classification_head(n_classes),
-    ]
-    x = windows
-    for layer in layers:
-        x = layer(x)
+    trimmed = TrimPadding(config.sequence_length, min_length=shortest, name="trim_padding")(windows)
+    # mask_zero: padding (id 0) follows each text; unmasked, the LSTM would read the padding after a short text
+    # and forget what came before it, and its output would change with the batch's width.
+    embedding = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True)
+    # Default activations and no recurrent dropout: Keras runs this layer on the fused cuDNN kernel when a GPU
+    # is present. That kernel needs a right-padded mask with no empty row, or the batch fails: MaskedLSTM reads
+    # an empty text's row once and zeroes its output (see layers.py).
+    if config.lstm_pooling == "max":
+        # Each unit's largest output over the window's tokens: what the window says anywhere in it reaches
+        # the head in one step, instead of through every later step of the LSTM.
+        x = MaskedLSTM(config.lstm_units, return_sequences=True)(embedding(trimmed))
+        x = TokenMaxPooling1D(name="max_over_tokens")([x, trimmed])
+    else:
+        x = MaskedLSTM(config.lstm_units)(embedding(trimmed))
+    x = keras.layers.Dropout(config.dropout)(x)
+    x = classification_head(n_classes)(x)
     model = keras.Model(ids, average_over_windows(config)([x, ids]), name="classifier")
     if word_vectors is not None:
         # Rows past the vocabulary learned (smaller than vocab_size on little text) are never read.
         table = np.zeros((config.vocab_size, config.embedding_dim), dtype=np.float32)
         table[: len(word_vectors)] = word_vectors[: config.vocab_size]
-        layers[1].set_weights([table])
+        embedding.set_weights([table])
     return model
 
 

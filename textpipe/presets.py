@@ -18,7 +18,7 @@ import numpy as np
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The reference model's numbers.
-    "seed": {"vocab_size": 1024, "sequence_length": 64, "batch_size": 16, "epochs": 10},
+    "seed": {"vocab_size": 1024, "sequence_length": 64, "batch_size": 16, "epochs": 10, "lstm_pooling": "last"},
     "accurate": {"vocab_size": "auto", "sequence_length": "auto", "batch_size": 32, "epochs": 15},
 }
 AUTO = "auto"

@@ -252,7 +252,9 @@ def _check_tf_config(value: str | None) -> None:
 
 
 # Settings that change the classifier's weights' shapes or meaning: a warm start needs them equal.
-ARCHITECTURE = ("model", "vocab_size", "sequence_length", "embedding_dim", "lstm_units", "word_vector_dim")
+ARCHITECTURE = (
+    "model", "vocab_size", "sequence_length", "embedding_dim", "lstm_units", "lstm_pooling", "word_vector_dim",
+)
 
 
 def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) -> None:
