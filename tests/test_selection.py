@@ -68,8 +68,10 @@ def test_presets_fill_only_the_settings_not_given(tmp_path):
     assert (seed.preset, seed.vocab_size, seed.sequence_length, seed.batch_size, seed.epochs) == ("seed", 1024, 64, 16, 10)
     accurate = Config(preset="accurate")
     assert (accurate.vocab_size, accurate.sequence_length, accurate.batch_size) == ("auto", "auto", 32)
+    assert (seed.lstm_pooling, accurate.lstm_pooling) == ("last", "max")
     # A value given explicitly wins, even when it is the seed's own.
     assert Config(preset="accurate", sequence_length=64).sequence_length == 64
+    assert Config(preset="accurate", lstm_pooling="last").lstm_pooling == "last"
     path = tmp_path / "settings.toml"
     path.write_text('preset = "accurate"\nbatch_size = 16\n')
     from_file = load_config(path, {"vocab_size": 1024})

@@ -30,8 +30,8 @@ TRAIN_SETTINGS = [
     ("--epochs", int, "training epochs (default: 10)"),
     ("--batch-size", int, "examples per training step (default: 16)"),
     ("--preset", str, "seed (the reference model's settings) or accurate (vocabulary and sequence length chosen "
-                      "from the training texts, batches of 32, up to 15 epochs); flags and --config win over it "
-                      "(default: seed)"),
+                      "from the training texts, batches of 32, up to 15 epochs, --lstm-pooling max); flags and "
+                      "--config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
                                       "95%% of the training texts (default: 64)"),
     ("--long-texts", str, "windows: read a text longer than --sequence-length in windows of that many tokens and "

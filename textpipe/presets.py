@@ -2,7 +2,8 @@
 training texts ("auto").
 
 `--preset seed` (the default) is the reference model's numbers. `--preset accurate` lets the data choose the
-vocabulary and the sequence length and trains longer in larger batches (the best epoch is kept either way).
+vocabulary and the sequence length, trains longer in larger batches (the best epoch is kept either way), and
+max-pools the lstm's outputs.
 A setting given in a config file, as a flag or to `Config` always wins over the preset: a preset fills only
 the settings left at None.
 """
@@ -19,7 +20,9 @@ import numpy as np
 PRESETS: dict[str, dict[str, Any]] = {
     # The reference model's numbers.
     "seed": {"vocab_size": 1024, "sequence_length": 64, "batch_size": 16, "epochs": 10, "lstm_pooling": "last"},
-    "accurate": {"vocab_size": "auto", "sequence_length": "auto", "batch_size": 32, "epochs": 15},
+    # Max pooling over the lstm's outputs: on tweets, whole sentences and reviews it scored 1.2-3.2 points over
+    # the last output (3 seeds each, see the README's Results).
+    "accurate": {"vocab_size": "auto", "sequence_length": "auto", "batch_size": 32, "epochs": 15, "lstm_pooling": "max"},
 }
 AUTO = "auto"
 AUTO_SETTINGS = ("vocab_size", "sequence_length")
