@@ -41,13 +41,13 @@ print(json.dumps(results))
 
 @pytest.fixture(scope="module")
 def three_class_bundle(tiny_data, tmp_path_factory):
-    # Untrained: the export must reproduce whatever the model computes, softmax head included.
+    # Untrained: the export must reproduce whatever the model computes, softmax head and max pooling included.
     from conftest import TINY_SETTINGS
     from textpipe.config import Config
     from textpipe.models import build_model
     from textpipe.preprocess import adapt_vectorizer, build_vectorizer
 
-    config = Config(**TINY_SETTINGS)
+    config = Config(**TINY_SETTINGS, lstm_pooling="max")
     vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
     adapt_vectorizer(vectorizer, tiny_data.train.texts)
     model = end_to_end(vectorizer, build_model(config, 3))
@@ -76,7 +76,7 @@ def serve_in_fresh_process(folders, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # never trained
 def test_exported_models_serve_the_bundles_predictions_without_textpipe(saved_bundle, three_class_bundle, tmp_path, capsys):
-    bundles = {"lstm": saved_bundle, "softmax": three_class_bundle, "conv1d format 1": FORMAT1 / "conv1d"}
+    bundles = {"lstm": saved_bundle, "softmax max-pooled": three_class_bundle, "conv1d format 1": FORMAT1 / "conv1d"}
     exported = {name: export(path, tmp_path / "serving" / name.replace(" ", "-") / "1", capsys)
                 for name, path in bundles.items()}
     served = serve_in_fresh_process(exported.values(), tmp_path)
