@@ -83,9 +83,9 @@ def render_accuracy(section: dict) -> str:
         "kept, stopping after 3 without a better one); `--patience off --keep-last-epoch` (all 10 epochs, the "
         "last kept, as textpipe 0.2 and the reference model did); `--preset accurate` (vocabulary and sequence "
         "length from the training texts, batches of 32, up to 15 epochs, the lstm max-pooled). `--word-vectors` "
-        "gets skip-gram vectors learned by textpipe on all of the dataset's training text, standing in for downloaded GloVe "
-        "vectors, which this machine cannot fetch. `--unlabeled` reads raw text of another dataset, as its "
-        "section says, from which the skip-gram learns too.\n",
+        "gets skip-gram vectors learned by textpipe on all of the dataset's training text, standing in for "
+        "downloaded GloVe vectors, which this machine cannot fetch. `--unlabeled` reads raw text of another "
+        "dataset, as its section says, from which the skip-gram learns too.\n",
     ]
     verdicts = []
     for dataset_key, data in section["datasets"].items():
