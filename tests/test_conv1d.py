@@ -111,6 +111,17 @@ def test_word_vectors_are_fine_tuned_unless_frozen(conv_data):
     assert not frozen.classifier.get_layer("word_vectors").trainable
 
 
+def test_warm_start_compares_only_the_conv1d_models_own_settings(conv_bundle, conv_data):
+    # The lstm's settings (as another preset fills them) do not stand in the way; the word vectors' width does.
+    lstm_settings_differ = Config(**{**CONV_SETTINGS, "epochs": 1, "lstm_units": 8, "lstm_pooling": "max"})
+    warm = train(lstm_settings_differ, conv_data, warm_start=conv_bundle)
+    assert evaluate(warm, conv_data.test)["accuracy"] > 0.85
+    with pytest.raises(ConfigError, match="cannot warm-start: word_vector_dim is 8 here but 16"):
+        train(Config(**{**CONV_SETTINGS, "word_vector_dim": 8}), conv_data, warm_start=conv_bundle)
+    with pytest.raises(ConfigError, match="cannot warm-start: model is 'lstm' here but 'conv1d'"):
+        train(Config(**{**CONV_SETTINGS, "model": "lstm"}), conv_data, warm_start=conv_bundle)
+
+
 def test_conv1d_bundle_round_trip_on_raw_strings(conv_bundle, tiny_data, tmp_path):
     path = save_bundle(conv_bundle, tmp_path / "conv")
     loaded = load_bundle(path)

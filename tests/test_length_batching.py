@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +181,20 @@ def test_bundles_of_format_1_load_and_predict_as_before(name):
     assert not bundle.config.fine_tune_word_vectors
     assert bundle.config.lstm_pooling == "last"
     assert bundle.word_vector_table().shape[0] == bundle.vocabulary_size
+
+
+def test_an_earlier_accurate_bundle_reads_its_last_output(tmp_path):
+    # Bundles saved before lstm_pooling existed read their lstm's last output, even under a preset that now
+    # max-pools: otherwise a warm start would pour their weights into the other model.
+    shutil.copytree(FORMAT1 / "lstm", tmp_path / "lstm")
+    meta = tmp_path / "lstm" / "bundle.json"
+    saved = json.loads(meta.read_text())
+    saved["config"]["preset"] = "accurate"
+    meta.write_text(json.dumps(saved))
+    bundle = load_bundle(tmp_path / "lstm")
+    assert bundle.config.preset == "accurate" and bundle.config.lstm_pooling == "last"
+    expected = json.loads((FORMAT1 / "predictions.json").read_text())
+    np.testing.assert_allclose(bundle.predict_proba(expected["texts"]), expected["lstm"], atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["lstm", "conv1d"])

@@ -54,7 +54,8 @@ class MaskedLSTM(keras.layers.LSTM):
     cuDNN's LSTM kernel refuses a fully masked row: on a GPU, Keras fails the whole batch (in graph mode, as
     `fit` and prediction run). Here such a row reads its first position, which keeps the mask right-padded as
     cuDNN needs, and its output is then set to zeros: what Keras's generic kernel outputs for a fully masked
-    row on a CPU. Only the final output is corrected, so states are not returned and layers are not stateful.
+    row on a CPU. Only the output is corrected (the last step's, or every step's with return_sequences), so
+    states are not returned and layers are not stateful.
     """
 
     def __init__(self, units, **kwargs):

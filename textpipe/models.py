@@ -48,8 +48,9 @@ def build_model(
 def build_lstm(
     config: Config, n_classes: int, fixed_length: bool = False, word_vectors: np.ndarray | None = None
 ) -> keras.Model:
-    """Token ids -> windows -> Embedding (starting from `word_vectors` when given) -> LSTM -> head -> average
-    over each text's windows."""
+    """Token ids -> windows -> Embedding (starting from `word_vectors` when given) -> LSTM (its last output, or
+    with lstm_pooling "max" each unit's largest output over the tokens) -> head -> average over each text's
+    windows."""
     if word_vectors is not None and word_vectors.shape[1] != config.embedding_dim:
         raise ValueError(f"the lstm's Embedding is {config.embedding_dim} wide; word vectors are {word_vectors.shape[1]}")
     shortest = config.sequence_length if fixed_length else 1

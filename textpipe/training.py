@@ -251,15 +251,17 @@ def _check_tf_config(value: str | None) -> None:
         raise ConfigError(f"TF_CONFIG's task {kind}:{index} is not in its cluster ({', '.join(cluster) or 'empty'})")
 
 
-# Settings that change the classifier's weights' shapes or meaning: a warm start needs them equal.
-ARCHITECTURE = (
-    "model", "vocab_size", "sequence_length", "embedding_dim", "lstm_units", "lstm_pooling", "word_vector_dim",
-)
+# Settings that change the classifier's weights' shapes or meaning, per model: a warm start needs them equal
+# (only the model's own: a conv1d model never reads lstm_units, for one).
+ARCHITECTURE = {
+    "lstm": ("model", "vocab_size", "sequence_length", "embedding_dim", "lstm_units", "lstm_pooling"),
+    "conv1d": ("model", "vocab_size", "sequence_length", "word_vector_dim"),
+}
 
 
 def check_warm_start(start: Bundle, config: Config, class_names: Sequence[str]) -> None:
     """Raise ConfigError with the reason when `start`'s weights cannot seed a model for this run."""
-    for name in ARCHITECTURE:
+    for name in ARCHITECTURE[config.model]:  # "model" first: another model is refused before its settings
         if getattr(start.config, name) != getattr(config, name):
             raise ConfigError(
                 f"cannot warm-start: {name} is {getattr(config, name)!r} here but "
