@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -248,14 +249,19 @@ def load_bundle(path: str | Path) -> Bundle:
     if not zipfile.is_zipfile(model_path):  # Keras would call an empty or cut-off file "not found"
         raise BundleError(f"{model_path} is empty or truncated (not a complete .keras file); restore it or retrain")
     try:
-        model = keras.models.load_model(
-            model_path,
-            custom_objects={
-                "TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D, "MacroF1": MacroF1,
-                "SplitWindows": SplitWindows, "AverageOverWindows": AverageOverWindows, "MaskedLSTM": MaskedLSTM,
-                "TokenMaxPooling1D": TokenMaxPooling1D,
-            },
-        )
+        with warnings.catch_warnings():
+            # The saved classifier's optimizer state is never used (a bundle predicts; training builds a fresh
+            # model). One trained under mixed precision saved a loss-scaling optimizer with more variables than
+            # the plain one Keras rebuilds here, and Keras would warn on every load that it skipped them.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model = keras.models.load_model(
+                model_path,
+                custom_objects={
+                    "TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D, "MacroF1": MacroF1,
+                    "SplitWindows": SplitWindows, "AverageOverWindows": AverageOverWindows, "MaskedLSTM": MaskedLSTM,
+                    "TokenMaxPooling1D": TokenMaxPooling1D,
+                },
+            )
     except Exception as e:  # zip, h5 and deserialization errors come in many types
         raise BundleError(f"{model_path} could not be loaded (corrupt?): {one_line(e, 200)}") from None
     _check_model_agrees(model, class_names, vocabulary_size, path)
