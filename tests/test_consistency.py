@@ -82,7 +82,6 @@ def three_class_bundle(tmp_path_factory, tiny_data):
     return save_bundle(bundle, tmp_path_factory.mktemp("three") / "bundle")
 
 
-@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # never trained
 def test_softmax_bundle_checks_its_class_count(three_class_bundle, tmp_path):
     assert load_bundle(three_class_bundle).predict_proba(["great film"]).shape == (1, 3)
     path = edited_copy(three_class_bundle, tmp_path, class_names=["a", "b"])
