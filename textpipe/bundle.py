@@ -190,13 +190,14 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     but only one copy is kept.
     """
     path = Path(path)
+    model = _prediction_model(bundle)
     if not bundle.is_chief:
         with tempfile.TemporaryDirectory(prefix="textpipe-worker-") as scratch:
-            bundle.model.save(Path(scratch) / MODEL_FILE)
+            model.save(Path(scratch) / MODEL_FILE)
         return path
     check_bundle_target(path)
     with atomic_dir(path) as staging:
-        bundle.model.save(staging / MODEL_FILE)
+        model.save(staging / MODEL_FILE)
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -213,6 +214,21 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
         }
         _write_json(staging / META_FILE, meta)
     return path
+
+
+def _prediction_model(bundle: Bundle) -> keras.Model:
+    """The model to save: the end-to-end model with an uncompiled copy of the trained classifier, same weights.
+
+    A compiled model is saved with its optimizer's state, one value per weight for RMSprop (two for Adam): the
+    file would be twice the size, and nothing reads it (a bundle predicts; training and warm starts build a
+    fresh optimizer).
+    """
+    classifier = bundle.classifier
+    if getattr(classifier, "optimizer", None) is None or len(bundle.model.layers) != 3:
+        return bundle.model  # uncompiled already, or an earlier format's model (not text -> vectorizer -> classifier)
+    copy = keras.Model.from_config(classifier.get_config())  # clone_model would compile it too
+    copy.set_weights(classifier.get_weights())
+    return end_to_end(bundle.vectorizer, copy)
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -250,8 +266,8 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{model_path} is empty or truncated (not a complete .keras file); restore it or retrain")
     try:
         with warnings.catch_warnings():
-            # The saved classifier's optimizer state is never used (a bundle predicts; training builds a fresh
-            # model). One trained under mixed precision saved a loss-scaling optimizer with more variables than
+            # Bundles written before save_bundle left it out hold the classifier's optimizer state, never
+            # used. One trained under mixed precision holds a loss-scaling optimizer with more variables than
             # the plain one Keras rebuilds here, and Keras would warn on every load that it skipped them.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model = keras.models.load_model(
