@@ -27,6 +27,7 @@ date and machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.util
 import json
@@ -436,6 +437,7 @@ def bench_scoring(bundle_path: Path, texts, sizes, tmp: Path, repeats) -> dict:
     """`score_files` on a file against in-memory `Bundle.predict_proba` and Keras' `model.predict` on the same
     texts; and `score_files` on short texts against texts that fill every step (same number of lines)."""
     from textpipe.bundle import load_bundle
+    import textpipe.scoring as scoring
     from textpipe.scoring import score_files
 
     n = sizes["score_lines"]
@@ -447,9 +449,13 @@ def bench_scoring(bundle_path: Path, texts, sizes, tmp: Path, repeats) -> dict:
     bundle.model.predict(in_memory[:1024], batch_size=512, verbose=0)  # warm up every path
     bundle.predict_proba(in_memory[:4096])
     score_files(bundle, [str(lines)], tmp / "warm.jsonl")
-    runs: dict[str, list[float]] = {"score": [], "predict_proba": [], "keras_predict": [], "score_long": []}
+    runs: dict[str, list[float]] = {
+        "score": [], "score_narrow": [], "predict_proba": [], "keras_predict": [], "score_long": []
+    }
     for _ in range(repeats):
         runs["score"].append(timed(lambda: score_files(bundle, [str(lines)], tmp / "out.jsonl", batch_size=512)))
+        with length_window(NARROW_WINDOW):
+            runs["score_narrow"].append(timed(lambda: score_files(bundle, [str(lines)], tmp / "out.jsonl", batch_size=512)))
         runs["predict_proba"].append(timed(lambda: bundle.predict_proba(in_memory, batch_size=512)))
         runs["keras_predict"].append(timed(lambda: bundle.model.predict(in_memory, batch_size=512, verbose=0)))
         runs["score_long"].append(timed(lambda: score_files(bundle, [str(long_lines)], tmp / "out.jsonl", batch_size=512)))
@@ -466,9 +472,28 @@ def bench_scoring(bundle_path: Path, texts, sizes, tmp: Path, repeats) -> dict:
         "rows_per_s": rate,
         "ratio": rate["score"] / rate["predict_proba"],
         "short_vs_long": rate["score"] / rate["score_long"],
+        "window": scoring.LENGTH_WINDOW,
+        "narrow_window": NARROW_WINDOW,
+        "wide_vs_narrow": rate["score"] / rate["score_narrow"],
         "runs_s": runs,
         "peak_memory": memory,
     }
+
+
+# The window, in batches, that score_files read rows in before it grew: the wider one is measured against it.
+NARROW_WINDOW = 8
+
+
+@contextlib.contextmanager
+def length_window(batches: int):
+    """score_files reads rows `batches` batches at a time while inside."""
+    import textpipe.scoring as scoring
+
+    default, scoring.LENGTH_WINDOW = scoring.LENGTH_WINDOW, batches
+    try:
+        yield
+    finally:
+        scoring.LENGTH_WINDOW = default
 
 
 def peak_memory_mib(bundle_path: Path, lines: Path, tmp: Path) -> float:

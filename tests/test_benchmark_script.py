@@ -24,7 +24,9 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     results = json.loads(report.with_suffix(".json").read_text())
     throughput, scoring = results["throughput"], results["scoring"]
     rates = scoring["scoring"]["rows_per_s"]
-    assert set(rates) == {"score", "predict_proba", "keras_predict", "score_long"} and min(rates.values()) > 0
+    assert set(rates) == {"score", "score_narrow", "predict_proba", "keras_predict", "score_long"}
+    assert min(rates.values()) > 0
+    assert scoring["scoring"]["wide_vs_narrow"] == pytest.approx(rates["score"] / rates["score_narrow"])
     assert set(throughput["training"]) == {"SST-2", "emotion", "IMDB"}
     for training in throughput["training"].values():
         assert set(training["examples_per_s"]) == {"fixed", "numpy", "cut", "grouped"}

@@ -86,6 +86,32 @@ def test_batch_size_does_not_change_results(tiny_bundle, mixed_inputs, tmp_path)
             assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
 
 
+
+def test_windows_hold_at_most_their_rows_and_characters_in_order():
+    from textpipe.inputs import InputRow
+    from textpipe.scoring import _windows
+
+    rows = [InputRow("f", n, "x" * length) for n, length in enumerate([3, 3, 10, 1, 1, 1, 1, 20, 2], start=1)]
+    windows = list(_windows(rows, 4, 8))
+    # Cut after 4 rows, or once the texts reach 8 characters (a longer text is a window of its own).
+    assert [[row.row for row in window] for window in windows] == [[1, 2, 3], [4, 5, 6, 7], [8], [9]]
+    assert list(_windows([], 4, 8)) == []
+
+
+def test_window_size_does_not_change_results(tiny_bundle, mixed_inputs, tmp_path, monkeypatch):
+    import textpipe.scoring as scoring
+
+    paths = [str(p) for p in mixed_inputs]
+    score_files(tiny_bundle, paths, tmp_path / "wide.jsonl", batch_size=2)
+    monkeypatch.setattr(scoring, "WINDOW_CHARS", 10)  # about a row per window
+    summary = score_files(tiny_bundle, paths, tmp_path / "narrow.jsonl", batch_size=2)
+    wide, narrow = read_jsonl(tmp_path / "wide.jsonl"), read_jsonl(tmp_path / "narrow.jsonl")
+    assert summary.rows_read == len(narrow) == len(wide) == 10
+    assert [(r["source"], r["row"], r["label"]) for r in narrow] == [(r["source"], r["row"], r["label"]) for r in wide]
+    for a, b in zip(narrow, wide):
+        if a["probabilities"]:
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
 @pytest.mark.parametrize(
     "content, name, kwargs, message",
     [
