@@ -31,10 +31,9 @@ from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder, ch
 from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
-from textpipe.layers import (
-    AverageOverWindows, MaskedLSTM, SplitWindows, TokenAveragePooling1D, TokenMaxPooling1D, TrimPadding,
-)
-from textpipe.metrics import MacroF1
+# Imported for their registration with Keras, which lets load_model find the layers and metric a model names.
+import textpipe.layers  # noqa: F401
+import textpipe.metrics  # noqa: F401
 
 FORMAT = "textpipe-bundle"
 # 2: each batch is cut to its longest text and the conv1d model averages over real tokens only (textpipe
@@ -270,14 +269,7 @@ def load_bundle(path: str | Path) -> Bundle:
             # used. One trained under mixed precision holds a loss-scaling optimizer with more variables than
             # the plain one Keras rebuilds here, and Keras would warn on every load that it skipped them.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model = keras.models.load_model(
-                model_path,
-                custom_objects={
-                    "TrimPadding": TrimPadding, "TokenAveragePooling1D": TokenAveragePooling1D, "MacroF1": MacroF1,
-                    "SplitWindows": SplitWindows, "AverageOverWindows": AverageOverWindows, "MaskedLSTM": MaskedLSTM,
-                    "TokenMaxPooling1D": TokenMaxPooling1D,
-                },
-            )
+            model = keras.models.load_model(model_path)
     except Exception as e:  # zip, h5 and deserialization errors come in many types
         raise BundleError(f"{model_path} could not be loaded (corrupt?): {one_line(e, 200)}") from None
     _check_model_agrees(model, class_names, vocabulary_size, path)
