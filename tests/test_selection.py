@@ -58,6 +58,41 @@ def test_without_patience_every_epoch_runs_and_the_last_can_be_kept(tiny_data):
     assert abs(bundle.metrics["validation"]["macro_f1"] - bundle.history["val_macro_f1"][-1]) < 1e-6
 
 
+
+@pytest.mark.parametrize("keep_best_epoch", [True, False])
+def test_averaged_weights_are_the_ones_validated_kept_and_saved(tiny_data, tmp_path, keep_best_epoch):
+    # Flipped validation labels stop training early, where fit() alone would end with the last step's weights.
+    flipped = dataclasses.replace(tiny_data.validation, labels=1 - tiny_data.validation.labels)
+    data = dataclasses.replace(tiny_data, validation=flipped)
+    settings = {**TINY_SETTINGS, "epochs": 12, "patience": 2, "average_weights": True, "keep_best_epoch": keep_best_epoch}
+    bundle = train(Config(**settings), data)
+    scores = bundle.history["val_macro_f1"]
+    assert bundle.kept_epoch["stopped_early"] and len(scores) < 12
+    kept = int(np.argmax(scores)) if keep_best_epoch else len(scores) - 1
+    assert bundle.kept_epoch["epoch"] == kept + 1
+    # The model ends with the weights that scored the kept epoch's validation macro F1: the averaged ones.
+    assert abs(bundle.metrics["validation"]["macro_f1"] - scores[kept]) < 1e-6
+    reloaded = load_bundle(save_bundle(bundle, tmp_path / "m"))
+    assert reloaded.config.average_weights
+    np.testing.assert_allclose(reloaded.predict_proba(data.test.texts), bundle.predict_proba(data.test.texts), atol=1e-6)
+
+
+def test_averaged_weights_learn_and_differ_from_the_last_step(tiny_data):
+    settings = {**TINY_SETTINGS, "patience": 0, "keep_best_epoch": False}
+    plain = train(Config(**settings), tiny_data)
+    averaged = train(Config(**settings, average_weights=True), tiny_data)
+    # Same seed and data: only the averaging differs, and the averaged model still learns the task.
+    assert not np.allclose(averaged.predict_proba(tiny_data.test.texts), plain.predict_proba(tiny_data.test.texts))
+    assert averaged.metrics["validation"]["accuracy"] > 0.75
+
+
+def test_average_weights_flag_is_saved_with_the_bundle(tiny_data, tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(tiny_data.train.texts, tiny_data.train.labels)))
+    status = main(["train", "--dataset", str(data), "--average-weights", "--epochs", "1", "--embedding-dim", "8",
+                   "--lstm-units", "8", "--vocab-size", "64", "--output", str(tmp_path / "m")])
+    assert status == 0 and load_bundle(tmp_path / "m").config.average_weights
+
 def test_kept_epoch_survives_a_save(tiny_bundle, tmp_path):
     reloaded = load_bundle(save_bundle(tiny_bundle, tmp_path / "m"))
     assert reloaded.kept_epoch == tiny_bundle.kept_epoch and reloaded.kept_epoch["epoch"] >= 1

@@ -119,9 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                                           "with the model")
     train.add_argument("--keep-last-epoch", dest="keep_best_epoch", action="store_const", const=False, default=None,
                        help="end with the last epoch's weights, not the best epoch's by validation macro F1")
+    train.add_argument("--average-weights", action="store_const", const=True, default=None,
+                       help="validate, keep and save a moving average of the weights over the last 100 steps "
+                            "(or one epoch's, if fewer), not the last step's")
     # The Config fields `train` takes from its flags: every flag above, by its dest.
     fields = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
-    train.set_defaults(run=run_train, config_fields=fields + ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors"])
+    train.set_defaults(run=run_train, config_fields=fields + ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors", "average_weights"])
 
     evaluate = commands.add_parser("evaluate", help="measure a bundle on a labeled split", parents=[common])
     evaluate.add_argument("bundle", help="model bundle folder")

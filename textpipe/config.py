@@ -76,6 +76,9 @@ class Config:
     epochs: int | None = None  # seed: 10, a maximum (see patience)
     batch_size: int | None = None  # seed: 16
     learning_rate: float = 0.001  # RMSprop's own default
+    # Validate, keep and save a moving average of the weights over the last training steps (Polyak averaging;
+    # see models.AVERAGE_STEPS) instead of the weights after the last step.
+    average_weights: bool = False
     # `epochs` is a maximum: training stops after `patience` epochs without a better validation macro F1
     # (0 or None: it runs every epoch), and ends with the weights of its best epoch by that score
     # (keep_best_epoch=False: the last epoch's, as the reference model did).

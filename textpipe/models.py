@@ -154,10 +154,17 @@ def classification_head(n_classes: int) -> keras.layers.Dense:
     return keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")
 
 
+# With config.average_weights, the weights are averaged over about this many of the last steps (an exponential
+# moving average, momentum 1 - 1/AVERAGE_STEPS), or over one epoch's steps when an epoch has fewer.
+AVERAGE_STEPS = 100
+
+
 def compile_model(model: keras.Model, config: Config, n_classes: int) -> None:
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+        optimizer=keras.optimizers.RMSprop(
+            learning_rate=config.learning_rate, use_ema=config.average_weights, ema_momentum=1 - 1 / AVERAGE_STEPS
+        ),
         loss=loss,
         metrics=["accuracy", MacroF1(n_classes)],
     )

@@ -19,7 +19,7 @@ from textpipe.data import LabeledData
 from textpipe.embeddings import read_word_vectors, train_word_vectors
 from textpipe.errors import ConfigError
 from textpipe.evaluation import evaluate
-from textpipe.models import build_model
+from textpipe.models import AVERAGE_STEPS, build_model
 from textpipe.paths import check_training_paths
 from textpipe.presets import resolve_auto
 from textpipe.progress import SILENT, Progress
@@ -101,9 +101,12 @@ def train(
                 variable.assign(value)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _fit_under_multiworker(classifier)
+        train_batches = batches(data.train, shuffle=True)
+        if config.average_weights:
+            average_over(classifier, min(AVERAGE_STEPS, int(train_batches.cardinality())))
         progress.classifier(config.epochs)
         history = classifier.fit(
-            batches(data.train, shuffle=True),
+            train_batches,
             validation_data=batches(data.validation, shuffle=False),
             epochs=config.epochs,
             callbacks=fit_callbacks,
@@ -123,6 +126,35 @@ def train(
     )
     bundle.metrics = {"validation": evaluate(bundle, data.validation)}
     return bundle
+
+
+def average_over(classifier: keras.Model, steps: int) -> None:
+    """Make the optimizer's moving average of the weights span about `steps` steps."""
+    optimizer = getattr(classifier.optimizer, "inner_optimizer", classifier.optimizer)  # under mixed precision
+    optimizer.ema_momentum = 1 - 1 / max(steps, 1)  # read when fit() traces its training step
+
+
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """With config.average_weights: validation scores the optimizer's moving average of the weights, and the
+    callbacks after this one (the epoch kept, backups) see it at each epoch's end; the run ends with it too.
+
+    A run resumed from a backup continues from the averaged weights of its last finished epoch.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(swap_on_epoch=True)
+        self._average: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)  # the model now holds the average, until the next epoch begins
+        self._average = self.model.get_weights()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        # fit() ends by writing the optimizer's averages into the model, but after an early stop they hold the
+        # last step's weights (swapped out at the epoch's end): put the average back. EpochSelection, after
+        # this, then restores the best epoch's (averaged) weights when it keeps that one.
+        if self._average is not None:
+            self.model.set_weights(self._average)
 
 
 def _layer_weights(classifier: keras.Model) -> list[keras.Variable]:
@@ -314,6 +346,8 @@ def kept_epoch(callbacks: Sequence[keras.callbacks.Callback], history: keras.cal
 
 def _callbacks(config: Config, strategy: tf.distribute.Strategy) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = []
+    if config.average_weights:
+        callbacks.append(AveragedWeights())  # first: every callback after it sees the averaged weights
     if config.backup_dir is not None:
         # Keras' BackupAndRestore writes plain files, unaware of other workers, and deletes its folder when
         # training ends: each worker gets a sub-folder of its own, so that no two write one file, a restarted
