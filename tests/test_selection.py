@@ -86,12 +86,13 @@ def test_averaged_weights_learn_and_differ_from_the_last_step(tiny_data):
     assert averaged.metrics["validation"]["accuracy"] > 0.75
 
 
-def test_average_weights_flag_is_saved_with_the_bundle(tiny_data, tmp_path):
+def test_average_weights_flag_is_said_and_saved_with_the_bundle(tiny_data, tmp_path, capsys):
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(tiny_data.train.texts, tiny_data.train.labels)))
     status = main(["train", "--dataset", str(data), "--average-weights", "--epochs", "1", "--embedding-dim", "8",
                    "--lstm-units", "8", "--vocab-size", "64", "--output", str(tmp_path / "m")])
     assert status == 0 and load_bundle(tmp_path / "m").config.average_weights
+    assert "classifier: lstm, at most 1 epoch, its weights averaged over the last steps" in capsys.readouterr().out
 
 def test_kept_epoch_survives_a_save(tiny_bundle, tmp_path):
     reloaded = load_bundle(save_bundle(tiny_bundle, tmp_path / "m"))

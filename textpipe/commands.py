@@ -71,7 +71,8 @@ def _terminal_progress(config):
             print(describe_word_vectors(report), flush=True)
 
         def classifier(self, epochs):
-            print(f"classifier: {config.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}", flush=True)
+            averaged = ", its weights averaged over the last steps" if config.average_weights else ""
+            print(f"classifier: {config.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}{averaged}", flush=True)
 
     return TerminalProgress()
 
