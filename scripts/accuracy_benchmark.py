@@ -40,6 +40,7 @@ METHODS = (
     "lstm_accurate", "conv1d_accurate",  # ... --preset accurate
     "conv1d_accurate_vectors",  # ... --preset accurate --word-vectors FILE (vectors from more text)
     "lstm_accurate_unlabeled", "conv1d_accurate_unlabeled",  # ... --preset accurate --unlabeled FILE (raw text)
+    "lstm_accurate_ngrams", "conv1d_accurate_ngrams",  # ... --preset accurate --ngrams
 )
 # Settings of each textpipe method, beyond --model and --seed.
 TEXTPIPE_SETTINGS = {
@@ -49,6 +50,7 @@ TEXTPIPE_SETTINGS = {
     "accurate": {"preset": "accurate"},
     "accurate_vectors": {"preset": "accurate"},
     "accurate_unlabeled": {"preset": "accurate"},
+    "accurate_ngrams": {"preset": "accurate", "ngrams": True},
 }
 # The raw text `--unlabeled` reads, per dataset that has some here: the first UNLABELED_ROWS training texts of
 # another dataset of the same kind, labels unread (SST-2: IMDB's reviews, as a user could add the Hub's
@@ -278,8 +280,10 @@ def _textpipe_method(model: str, settings: dict, class_names) -> Callable:
         data = LabeledData(fit, held, None, tuple(class_names), "text", "label", True)
         bundle = train(Config(model=model, seed=seed, **settings), data)
         chosen = {"vocab_size": bundle.config.vocab_size, "sequence_length": bundle.config.sequence_length}
-        return bundle.predict_proba, {"epochs_run": len(bundle.history["loss"]),
-                                      "kept_epoch": bundle.kept_epoch["epoch"], "settings": chosen}
+        extra = {"epochs_run": len(bundle.history["loss"]), "kept_epoch": bundle.kept_epoch["epoch"], "settings": chosen}
+        if bundle.ngrams:
+            extra["network_weight"] = bundle.ngrams["network_weight"]
+        return bundle.predict_proba, extra
 
     return run
 

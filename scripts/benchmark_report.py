@@ -16,6 +16,8 @@ METHODS = {
     "conv1d_accurate_vectors": "textpipe conv1d, --preset accurate --word-vectors",
     "lstm_accurate_unlabeled": "textpipe lstm, --preset accurate --unlabeled",
     "conv1d_accurate_unlabeled": "textpipe conv1d, --preset accurate --unlabeled",
+    "lstm_accurate_ngrams": "textpipe lstm, --preset accurate --ngrams",
+    "conv1d_accurate_ngrams": "textpipe conv1d, --preset accurate --ngrams",
 }
 DATASET_NAMES = {"sst2": "SST-2", "imdb": "IMDB", "emotion": "emotion", "sst2_sentences": "SST-2 sentences"}
 # What a dataset's section says of its rows, where more than its name.
@@ -122,6 +124,8 @@ def render_accuracy(section: dict) -> str:
                 epochs = ", ".join(f"{k}/{r}" for k, r in zip(m["kept_epoch"], m["epochs_run"]))
             else:
                 epochs = ", ".join(map(str, m.get("epochs_run", []))) or "–"
+            if all("network_weight" in r for r in m["runs"]):  # --ngrams: the n-gram model's share of the mix
+                epochs += "; n-gram weight " + ", ".join(f"{1 - r['network_weight']:.1f}" for r in m["runs"])
             seeds_run = [r["seed"] for r in m["runs"]]
             if seeds_run != data["seeds"]:
                 label += f" (seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))})"
@@ -178,6 +182,12 @@ def targets(title: str, methods: dict) -> list[str]:
         row(f"best `--preset accurate` ({METHODS[best]}) − TF-IDF + LR on 1-2-grams", acc[best] - acc["tfidf_lr_ngrams"], 0.0)
         if "lstm_accurate" in acc:
             row("lstm `--preset accurate` − TF-IDF + LR on 1-2-grams", acc["lstm_accurate"] - acc["tfidf_lr_ngrams"], -1.0)
+    ngrams = [k for k in acc if k.endswith("_accurate_ngrams")]
+    if ngrams and "tfidf_lr_ngrams" in acc:
+        best = max(ngrams, key=acc.get)
+        row(f"best `--preset accurate --ngrams` ({METHODS[best]}) − TF-IDF + LR on 1-2-grams", acc[best] - acc["tfidf_lr_ngrams"], 0.0)
+        if "lstm_accurate_ngrams" in acc:
+            row("lstm `--preset accurate --ngrams` − TF-IDF + LR on 1-2-grams", acc["lstm_accurate_ngrams"] - acc["tfidf_lr_ngrams"], -1.0)
     more_text = [k for k in acc if k.endswith(("_accurate_vectors", "_accurate_unlabeled"))]
     if more_text and "tfidf_lr_ngrams" in acc:
         best = max(more_text, key=acc.get)

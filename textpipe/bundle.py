@@ -31,6 +31,7 @@ from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder, ch
 from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
+from textpipe.models import uncompiled_copy
 # Imported for their registration with Keras, which lets load_model find the layers and metric a model names.
 import textpipe.layers  # noqa: F401
 import textpipe.metrics  # noqa: F401
@@ -38,7 +39,8 @@ import textpipe.metrics  # noqa: F401
 FORMAT = "textpipe-bundle"
 # 2: each batch is cut to its longest text and the conv1d model averages over real tokens only (textpipe
 # 0.2). 3: long texts are read in windows, and the lstm never hands cuDNN an empty row (layers textpipe 0.2
-# cannot load). Format 1 and 2 bundles load and predict as they did.
+# cannot load; with --ngrams, the classifier also holds the n-gram model and the mix). Format 1 and 2 bundles
+# load and predict as they did.
 FORMAT_VERSION = 3
 PREDICT_BATCH = 256
 
@@ -56,6 +58,9 @@ class Bundle:
     kept_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Integer-labelled training data: the label id (as text) of each class, in class order (see data.py).
     label_ids: tuple[str, ...] | None = None
+    # With config.ngrams: the n-gram model's epoch kept, the weight on the network's probabilities, and the
+    # validation macro F1 of the network, the n-gram model and the two mixed.
+    ngrams: dict[str, Any] = dataclasses.field(default_factory=dict)
     # False on the non-chief workers of a multi-worker run, whose copy save_bundle does not keep. Not saved.
     is_chief: bool = True
     format_version: int = FORMAT_VERSION  # of the bundle this was loaded from
@@ -69,15 +74,21 @@ class Bundle:
     def classifier(self) -> keras.Model:
         return self.model.layers[-1]  # end_to_end puts the classifier last
 
+    @property
+    def network(self) -> keras.Model:
+        """The lstm or conv1d model: the classifier itself, or its part beside the n-gram model (config.ngrams)."""
+        names = {layer.name for layer in self.classifier.layers}
+        return self.classifier.get_layer("network") if "network" in names else self.classifier
+
     def word_vector_table(self) -> np.ndarray:
         """The (vocabulary, dim) vectors the model reads words through: the conv1d model's
         word-vector table, or the lstm model's trained embedding."""
         if self.config.model == "conv1d":
             # Inside the classifier since format 2; in front of it, in the end-to-end model, before.
-            owner = self.classifier if "word_vectors" in {l.name for l in self.classifier.layers} else self.model
+            owner = self.network if "word_vectors" in {l.name for l in self.network.layers} else self.model
             layer = owner.get_layer("word_vectors")
         else:
-            layer = next(l for l in self.classifier.layers if isinstance(l, keras.layers.Embedding))
+            layer = next(l for l in self.network.layers if isinstance(l, keras.layers.Embedding))
         return keras.ops.convert_to_numpy(layer.embeddings)[: self.vocabulary_size]
 
     def neighbors(self, word: str, k: int = 10) -> list[tuple[str, float]]:
@@ -209,6 +220,7 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
             "metrics": bundle.metrics,
             "word_vectors": bundle.word_vectors,
             "kept_epoch": bundle.kept_epoch,
+            "ngrams": bundle.ngrams,
             "label_ids": list(bundle.label_ids) if bundle.label_ids is not None else None,
         }
         _write_json(staging / META_FILE, meta)
@@ -225,9 +237,7 @@ def _prediction_model(bundle: Bundle) -> keras.Model:
     classifier = bundle.classifier
     if getattr(classifier, "optimizer", None) is None or len(bundle.model.layers) != 3:
         return bundle.model  # uncompiled already, or an earlier format's model (not text -> vectorizer -> classifier)
-    copy = keras.Model.from_config(classifier.get_config())  # clone_model would compile it too
-    copy.set_weights(classifier.get_weights())
-    return end_to_end(bundle.vectorizer, copy)
+    return end_to_end(bundle.vectorizer, uncompiled_copy(classifier))
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -275,7 +285,8 @@ def load_bundle(path: str | Path) -> Bundle:
     _check_model_agrees(model, class_names, vocabulary_size, path)
     return Bundle(
         model, config, class_names, vocabulary_size, meta.get("history", {}), meta.get("metrics", {}),
-        meta.get("word_vectors", {}), meta.get("kept_epoch", {}), label_ids, format_version=version,
+        meta.get("word_vectors", {}), meta.get("kept_epoch", {}), label_ids, meta.get("ngrams", {}),
+        format_version=version,
     )
 
 

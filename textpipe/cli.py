@@ -122,9 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--average-weights", action="store_const", const=True, default=None,
                        help="validate, keep and save a moving average of the weights over the last 100 steps "
                             "(or one epoch's, if fewer), not the last step's")
+    train.add_argument("--ngrams", action="store_const", const=True, default=None,
+                       help="also train a linear model on word 1-2-grams and mix its predictions with the network's "
+                            "by the weight that scores best on validation")
     # The Config fields `train` takes from its flags: every flag above, by its dest.
     fields = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
-    train.set_defaults(run=run_train, config_fields=fields + ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors", "average_weights"])
+    train.set_defaults(run=run_train, config_fields=fields + ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors", "average_weights",
+                                                               "ngrams"])
 
     evaluate = commands.add_parser("evaluate", help="measure a bundle on a labeled split", parents=[common])
     evaluate.add_argument("bundle", help="model bundle folder")

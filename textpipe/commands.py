@@ -47,6 +47,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     bundle = train(config, data, verbose=1 if sys.stdout.isatty() else 2, progress=_terminal_progress(config))
     print(describe_kept_epoch(bundle.kept_epoch))
+    if bundle.ngrams:
+        print(describe_ngrams(bundle.ngrams))
     path = save_bundle(bundle, config.output)
     print(f"\nvalidation metrics\n{format_report(bundle.metrics['validation'])}\n")
     print(f"bundle saved to {path}" if bundle.is_chief else f"bundle left to the chief worker, which saves it to {path}")
@@ -74,6 +76,9 @@ def _terminal_progress(config):
             averaged = ", its weights averaged over the last steps" if config.average_weights else ""
             print(f"classifier: {config.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}{averaged}", flush=True)
 
+        def ngrams(self, epochs):
+            print(f"n-gram model: words and word pairs, at most {epochs} epoch{'s' if epochs > 1 else ''}", flush=True)
+
     return TerminalProgress()
 
 
@@ -87,6 +92,15 @@ def describe_word_vectors(report: dict) -> str:
         )
     extra = f" and {report['unlabeled_texts']:,} unlabeled texts from {report['unlabeled']}" if "unlabeled" in report else ""
     return f"word vectors: learned by skip-gram on the training texts{extra} in {report['seconds']:.1f} s{tuned}"
+
+
+def describe_ngrams(report: dict) -> str:
+    """One line: the n-gram model's epoch kept, and its weight in the mix with the network."""
+    kept = describe_kept_epoch(report["kept_epoch"]).replace("kept", "n-gram model: kept", 1)
+    return (
+        f"{kept}; weight {1 - report['network_weight']:.1f} in the mix with the network, validation macro F1 "
+        f"{report['mixed_score']:.4f} (network alone {report['network_score']:.4f})"
+    )
 
 
 def describe_kept_epoch(kept: dict) -> str:

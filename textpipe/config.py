@@ -79,6 +79,9 @@ class Config:
     # Validate, keep and save a moving average of the weights over the last training steps (Polyak averaging;
     # see models.AVERAGE_STEPS) instead of the weights after the last step.
     average_weights: bool = False
+    # Also train a linear model on each window's words and word pairs (models.build_ngrams), with its own early
+    # stopping, and mix its probabilities with the network's by the weight that scores best on validation.
+    ngrams: bool = False
     # `epochs` is a maximum: training stops after `patience` epochs without a better validation macro F1
     # (0 or None: it runs every epoch), and ends with the weights of its best epoch by that score
     # (keep_best_epoch=False: the last epoch's, as the reference model did).

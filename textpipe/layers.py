@@ -1,4 +1,5 @@
-"""The layers that make a model's cost follow real tokens while its results ignore padding.
+"""The layers that make a model's cost follow real tokens while its results ignore padding, and the two that
+add a linear n-gram model beside the network (see models.build_ngrams).
 
     SplitWindows             texts of any length -> windows of `window` tokens, the empty ones left out
     AverageOverWindows       each window's class probabilities -> one row per text, weighted by tokens
@@ -6,6 +7,8 @@
     MaskedLSTM               an LSTM that a GPU's cuDNN kernel runs even when a window holds no token
     TokenAveragePooling1D    average over the output positions real tokens reach, not over padding
     TokenMaxPooling1D        each channel's largest value over the positions of real tokens, not of padding
+    NgramLogits              a linear model on a window's words and hashed word pairs (bigrams)
+    MixProbabilities         two models' class probabilities -> one weighted geometric mean
 
 All are registered with Keras under the package name "textpipe", so a saved model that holds them loads
 wherever textpipe is imported (`load_bundle` does); `model.export()` writes a SavedModel that needs neither.
@@ -204,3 +207,75 @@ class AverageOverWindows(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "window": self.window}
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+class NgramLogits(keras.layers.Layer):
+    """A linear model on the words (unigrams) and adjacent word pairs (bigrams) of each row of right-padded
+    token ids: (rows, width) -> (rows, outputs) logits, the mean of the weights of the row's n-grams.
+
+    A unigram's weights are looked up by its token id; a bigram's by its pair of ids hashed into `buckets`
+    rows after the vocabulary's (collisions share weights). Padding (id 0) is no n-gram, so a row's logits do
+    not depend on its width, and a row without tokens gets zeros. The table starts at zero, and its outputs are
+    multiplied by `scale`: an optimizer whose steps suit a network's weights (RMSprop at 1e-3) then moves
+    these logits as fast as a linear model needs.
+    """
+
+    def __init__(self, vocabulary: int, outputs: int, buckets: int, scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if vocabulary < 1 or outputs < 1 or buckets < 1:
+            raise ValueError(f"need vocabulary, outputs and buckets >= 1, got {vocabulary}, {outputs}, {buckets}")
+        self.vocabulary, self.outputs, self.buckets, self.scale = vocabulary, outputs, buckets, scale
+
+    def build(self, input_shape):
+        self.table = self.add_weight(
+            shape=(self.vocabulary + self.buckets, self.outputs), initializer="zeros", name="table"
+        )
+
+    def call(self, ids):
+        ids = tf.cast(ids, tf.int64)
+        real = ids != 0
+        pairs = real[:, :-1] & real[:, 1:]
+        bigrams = self.vocabulary + tf.math.floormod(ids[:, :-1] * self.vocabulary + ids[:, 1:], self.buckets)
+        grams = tf.concat([ids, tf.where(pairs, bigrams, tf.zeros_like(bigrams))], axis=1)
+        present = tf.cast(tf.concat([real, pairs], axis=1), self.compute_dtype)
+        weights = tf.gather(tf.cast(self.table, self.compute_dtype), grams) * present[:, :, None]
+        count = tf.maximum(tf.reduce_sum(present, axis=1, keepdims=True), 1)
+        return self.scale * tf.reduce_sum(weights, axis=1) / count
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.outputs)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "outputs": self.outputs,
+                "buckets": self.buckets, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+class MixProbabilities(keras.layers.Layer):
+    """Called on [probabilities of model A, probabilities of model B] (rows, classes): their geometric mean
+    with weight `weight` on A and 1 - weight on B, renormalized. One column is a sigmoid's P(class 1): its
+    log-odds are mixed, which is the same mean for two classes."""
+
+    # Probabilities are clipped to [EPSILON, 1 - EPSILON] before their logarithm: a model that is sure cannot
+    # veto the other with an infinite log.
+    EPSILON = 1e-7
+
+    def __init__(self, weight: float, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {weight}")
+        self.weight = float(weight)
+
+    def call(self, inputs):
+        a, b = (tf.clip_by_value(tf.cast(p, tf.float32), self.EPSILON, 1 - self.EPSILON) for p in inputs)
+        if a.shape[-1] == 1:
+            logit = lambda p: tf.math.log(p) - tf.math.log1p(-p)
+            return tf.sigmoid(self.weight * logit(a) + (1 - self.weight) * logit(b))
+        return tf.nn.softmax(self.weight * tf.math.log(a) + (1 - self.weight) * tf.math.log(b), axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight}

@@ -22,6 +22,9 @@ class Progress:
     def classifier(self, epochs: int) -> None:
         """The classifier starts training, for at most `epochs` epochs."""
 
+    def ngrams(self, epochs: int) -> None:
+        """With config.ngrams, after the network: the n-gram model starts training, for at most `epochs` epochs."""
+
 
 def _ignore(done: int) -> None:
     pass

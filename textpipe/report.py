@@ -201,6 +201,7 @@ def _summary_section(bundle: Bundle, rows: int, source: str, split_name: str, bu
         ("rows", f"{rows}"),
         ("vocabulary", f"{bundle.vocabulary_size} entries, including padding and [UNK]"),
         ("kept epoch", _describe_kept(kept)),
+        *([("n-gram model", _describe_ngrams(bundle.ngrams))] if bundle.ngrams else []),
         ("date", now),
         ("textpipe", __version__),
     ]
@@ -217,6 +218,11 @@ def _describe_kept(kept: dict[str, Any]) -> str:
         return "not recorded"
     why = "the last one run" if kept["selected_by"] == "last epoch" else f"best {kept['selected_by']}"
     return f"{kept['epoch']} of {kept['last_epoch']} ({why}{'; stopped early' if kept.get('stopped_early') else ''})"
+
+
+def _describe_ngrams(report: dict[str, Any]) -> str:
+    return (f"epoch {_describe_kept(report['kept_epoch'])}; weight {1 - report['network_weight']:.1f} in the mix with "
+            f"the network (validation macro F1 {report['mixed_score']:.4f}, network alone {report['network_score']:.4f})")
 
 
 def _metrics_section(result: dict[str, Any]) -> str:

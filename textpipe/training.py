@@ -13,13 +13,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from textpipe.bundle import Bundle, end_to_end
+from textpipe.bundle import Bundle, end_to_end, to_class_probabilities
 from textpipe.config import Config
 from textpipe.data import LabeledData
 from textpipe.embeddings import read_word_vectors, train_word_vectors
 from textpipe.errors import ConfigError
-from textpipe.evaluation import evaluate
-from textpipe.models import AVERAGE_STEPS, build_model
+from textpipe.evaluation import classification_metrics, evaluate
+from textpipe.layers import MixProbabilities
+from textpipe.models import AVERAGE_STEPS, build_model, build_ngrams, mixed_classifier
 from textpipe.paths import check_training_paths
 from textpipe.presets import resolve_auto
 from textpipe.progress import SILENT, Progress
@@ -40,8 +41,9 @@ def train(
 
     `verbose` is passed to Keras' fit (0 silent, 1 progress bar, 2 one line per epoch). `progress` hears of
     the phases before it (vocabulary; the conv1d model's word vectors, and where they came from).
-    `warm_start`: continue from that bundle's vocabulary and weights (and word vectors) instead of a fresh
-    start; raises ConfigError saying why when its classes or architecture differ from this run's.
+    `warm_start`: continue from that bundle's vocabulary and network weights (and word vectors) instead of a
+    fresh start; raises ConfigError saying why when its classes or architecture differ from this run's. With
+    config.ngrams the n-gram model is trained afresh: it takes seconds.
     """
     # Settings left to the data ("auto") are chosen here, from the training texts, and saved with the bundle.
     config = resolve_auto(config, data.train.texts, warm_start)
@@ -97,22 +99,32 @@ def train(
             # The trainable weights other than the word vectors, in order: the same list in every bundle
             # format. A conv1d model's word vectors, fine-tuned or frozen, came with `table` (format 1 kept
             # them outside the classifier).
-            for variable, value in zip(_layer_weights(classifier), _layer_weights(warm_start.classifier)):
+            for variable, value in zip(_layer_weights(classifier), _layer_weights(warm_start.network)):
                 variable.assign(value)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _fit_under_multiworker(classifier)
         train_batches = batches(data.train, shuffle=True)
         if config.average_weights:
             average_over(classifier, min(AVERAGE_STEPS, int(train_batches.cardinality())))
+        validation_batches = batches(data.validation, shuffle=False)
         progress.classifier(config.epochs)
         history = classifier.fit(
             train_batches,
-            validation_data=batches(data.validation, shuffle=False),
+            validation_data=validation_batches,
             epochs=config.epochs,
             callbacks=fit_callbacks,
             verbose=verbose,
             shuffle=False,  # the training batches are already shuffled by tf.data, with the seed
         )
+        ngram_report = {}
+        if config.ngrams:
+            progress.ngrams(config.epochs)
+            ngrams, ngram_report = fit_ngrams(
+                classifier, config, data.class_names, train_batches, validation_batches, strategy, verbose
+            )
+    if config.ngrams:
+        # Outside the strategy's scope: the saved classifier's weights are plain variables, not replicated ones.
+        classifier = mixed_classifier(classifier, ngrams, ngram_report["network_weight"])
     bundle = Bundle(
         model=end_to_end(vectorizer, classifier),
         config=config,
@@ -122,10 +134,62 @@ def train(
         history={k: [float(v) for v in values] for k, values in history.history.items()},
         word_vectors=vector_report,
         kept_epoch=kept_epoch(fit_callbacks, history),
+        ngrams=ngram_report,
         is_chief=is_chief(strategy),
     )
     bundle.metrics = {"validation": evaluate(bundle, data.validation)}
     return bundle
+
+
+# The weights on the network's probabilities that config.ngrams tries (the rest goes to the n-gram model's).
+MIX_WEIGHTS = tuple(i / 10 for i in range(11))
+
+
+def fit_ngrams(
+    network: keras.Model,
+    config: Config,
+    class_names: Sequence[str],
+    train_batches: tf.data.Dataset,
+    validation_batches: tf.data.Dataset,
+    strategy: tf.distribute.Strategy,
+    verbose: int | str = 0,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Train the n-gram model (models.build_ngrams) on the network's batches, with the same early stopping, and
+    choose the MIX_WEIGHTS weight on the network's probabilities whose mix scores the best validation macro F1
+    (ties go to the network). Returns the n-gram model and a report of the choice (Bundle.ngrams).
+
+    Only the network's fit is backed up (config.backup_dir) and seen by the caller's callbacks: this one takes
+    seconds to a minute, and a run interrupted during it starts again from the beginning.
+    """
+    ngrams = build_ngrams(config, len(class_names))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _fit_under_multiworker(ngrams)
+    callbacks = [best_epoch_callback(config)] if config.patience or config.keep_best_epoch else []
+    history = ngrams.fit(
+        train_batches, validation_data=validation_batches, epochs=config.epochs, callbacks=callbacks,
+        verbose=verbose, shuffle=False,
+    )
+    outputs: dict[str, list[np.ndarray]] = {"network": [], "ngrams": [], "labels": []}
+    for ids, labels in validation_batches:  # in the batches' (length-sorted) order, labels alongside
+        outputs["network"].append(keras.ops.convert_to_numpy(network(ids, training=False)))
+        outputs["ngrams"].append(keras.ops.convert_to_numpy(ngrams(ids, training=False)))
+        outputs["labels"].append(labels.numpy())
+    both, labels = [np.concatenate(outputs[k]) for k in ("network", "ngrams")], np.concatenate(outputs["labels"])
+
+    def score(weight: float) -> float:
+        mixed = keras.ops.convert_to_numpy(MixProbabilities(weight, dtype="float32")(both))
+        return classification_metrics(labels, to_class_probabilities(mixed), class_names)["macro_f1"]
+
+    scores = {weight: score(weight) for weight in MIX_WEIGHTS}
+    weight = max(MIX_WEIGHTS, key=lambda w: (scores[w], w))
+    report = {
+        "kept_epoch": kept_epoch(callbacks, history),
+        "network_weight": weight,
+        "network_score": scores[1.0],
+        "ngrams_score": scores[0.0],
+        "mixed_score": scores[weight],
+    }
+    return ngrams, report
 
 
 def average_over(classifier: keras.Model, steps: int) -> None:
