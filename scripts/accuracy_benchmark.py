@@ -37,20 +37,20 @@ METHODS = (
     "lstm_default", "conv1d_default",  # textpipe train [--model conv1d]
     "lstm_truncate", "conv1d_truncate",  # ... --long-texts truncate: the first 64 tokens only (textpipe 0.3)
     "lstm_all_epochs", "conv1d_all_epochs",  # ... --patience off --keep-last-epoch: every epoch, the last kept
-    "lstm_accurate", "conv1d_accurate",  # ... --preset accurate
-    "conv1d_accurate_vectors",  # ... --preset accurate --word-vectors FILE (vectors from more text)
-    "lstm_accurate_unlabeled", "conv1d_accurate_unlabeled",  # ... --preset accurate --unlabeled FILE (raw text)
-    "lstm_accurate_ngrams", "conv1d_accurate_ngrams",  # ... --preset accurate --ngrams
+    "lstm_accurate_ngrams", "conv1d_accurate_ngrams",  # ... --preset accurate (the n-gram model's mix included)
+    "lstm_accurate", "conv1d_accurate",  # ... --preset accurate --no-ngrams: the network alone
+    "conv1d_accurate_vectors",  # ... --preset accurate --no-ngrams --word-vectors FILE (vectors from more text)
+    "lstm_accurate_unlabeled", "conv1d_accurate_unlabeled",  # ... --preset accurate --no-ngrams --unlabeled FILE
 )
 # Settings of each textpipe method, beyond --model and --seed.
 TEXTPIPE_SETTINGS = {
     "default": {},
     "truncate": {"long_texts": "truncate"},
     "all_epochs": {"patience": 0, "keep_best_epoch": False},
-    "accurate": {"preset": "accurate"},
-    "accurate_vectors": {"preset": "accurate"},
-    "accurate_unlabeled": {"preset": "accurate"},
-    "accurate_ngrams": {"preset": "accurate", "ngrams": True},
+    "accurate_ngrams": {"preset": "accurate"},
+    "accurate": {"preset": "accurate", "ngrams": False},
+    "accurate_vectors": {"preset": "accurate", "ngrams": False},
+    "accurate_unlabeled": {"preset": "accurate", "ngrams": False},
 }
 # The raw text `--unlabeled` reads, per dataset that has some here: the first UNLABELED_ROWS training texts of
 # another dataset of the same kind, labels unread (SST-2: IMDB's reviews, as a user could add the Hub's

@@ -184,15 +184,16 @@ def test_bundles_of_format_1_load_and_predict_as_before(name):
 
 
 def test_an_earlier_accurate_bundle_reads_its_last_output(tmp_path):
-    # Bundles saved before lstm_pooling existed read their lstm's last output, even under a preset that now
-    # max-pools: otherwise a warm start would pour their weights into the other model.
+    # Bundles saved before lstm_pooling existed read their lstm's last output and hold no n-gram model, even
+    # under a preset that now max-pools and adds one: otherwise a warm start would pour their weights into
+    # the other model.
     shutil.copytree(FORMAT1 / "lstm", tmp_path / "lstm")
     meta = tmp_path / "lstm" / "bundle.json"
     saved = json.loads(meta.read_text())
     saved["config"]["preset"] = "accurate"
     meta.write_text(json.dumps(saved))
     bundle = load_bundle(tmp_path / "lstm")
-    assert bundle.config.preset == "accurate" and bundle.config.lstm_pooling == "last"
+    assert bundle.config.preset == "accurate" and bundle.config.lstm_pooling == "last" and not bundle.config.ngrams
     expected = json.loads((FORMAT1 / "predictions.json").read_text())
     np.testing.assert_allclose(bundle.predict_proba(expected["texts"]), expected["lstm"], atol=1e-6)
 

@@ -105,9 +105,11 @@ def test_presets_fill_only_the_settings_not_given(tmp_path):
     accurate = Config(preset="accurate")
     assert (accurate.vocab_size, accurate.sequence_length, accurate.batch_size) == ("auto", "auto", 32)
     assert (seed.lstm_pooling, accurate.lstm_pooling) == ("last", "max")
+    assert (seed.ngrams, accurate.ngrams) == (False, True)
     # A value given explicitly wins, even when it is the seed's own.
     assert Config(preset="accurate", sequence_length=64).sequence_length == 64
     assert Config(preset="accurate", lstm_pooling="last").lstm_pooling == "last"
+    assert Config(preset="accurate", ngrams=False).ngrams is False
     path = tmp_path / "settings.toml"
     path.write_text('preset = "accurate"\nbatch_size = 16\n')
     from_file = load_config(path, {"vocab_size": 1024})
@@ -138,17 +140,20 @@ def test_accurate_preset_resolves_auto_from_the_data_and_saves_numbers(tiny_data
     expected = auto_settings(tiny_data.train.texts, "lstm")
     assert bundle.config.vocab_size == expected["vocab_size"] == bundle.vocabulary_size
     assert bundle.config.sequence_length == expected["sequence_length"] == 16  # texts of up to 12 words
+    assert bundle.config.ngrams and 0 <= bundle.ngrams["network_weight"] <= 1  # the n-gram model's mix
     # A warm start takes the starting bundle's numbers: its weights are shaped by them.
     again = train(Config(**{**settings, "preset": "accurate", "epochs": 1}), tiny_data, warm_start=bundle)
     assert (again.config.vocab_size, again.config.sequence_length) == (expected["vocab_size"], 16)
 
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(tiny_data.train.texts, tiny_data.train.labels)))
-    status = main(["train", "--dataset", str(data), "--preset", "accurate", "--sequence-length", "12",
+    status = main(["train", "--dataset", str(data), "--preset", "accurate", "--sequence-length", "12", "--no-ngrams",
                    "--epochs", "2", "--embedding-dim", "8", "--lstm-units", "8", "--output", str(tmp_path / "m")])
     out = capsys.readouterr().out
-    assert status == 0 and "kept epoch" in out
-    saved = load_bundle(tmp_path / "m").config
-    assert (saved.preset, saved.sequence_length, saved.batch_size) == ("accurate", 12, 32)
+    assert status == 0 and "kept epoch" in out and "n-gram" not in out
+    reloaded = load_bundle(tmp_path / "m")
+    saved = reloaded.config
+    assert (saved.preset, saved.sequence_length, saved.batch_size, saved.ngrams) == ("accurate", 12, 32, False)
+    assert not reloaded.ngrams and reloaded.network is reloaded.classifier
     # Chosen from the 90% of the file left for training once validation is carved out.
     assert isinstance(saved.vocab_size, int) and 3 < saved.vocab_size <= expected["vocab_size"]

@@ -30,8 +30,8 @@ TRAIN_SETTINGS = [
     ("--epochs", int, "training epochs (default: 10)"),
     ("--batch-size", int, "examples per training step (default: 16)"),
     ("--preset", str, "seed (the reference model's settings) or accurate (vocabulary and sequence length chosen "
-                      "from the training texts, batches of 32, up to 15 epochs, --lstm-pooling max); flags and "
-                      "--config win over it (default: seed)"),
+                      "from the training texts, batches of 32, up to 15 epochs, --lstm-pooling max, --ngrams); "
+                      "flags and --config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
                                       "95%% of the training texts (default: 64)"),
     ("--long-texts", str, "windows: read a text longer than --sequence-length in windows of that many tokens and "
@@ -122,9 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--average-weights", action="store_const", const=True, default=None,
                        help="validate, keep and save a moving average of the weights over the last 100 steps "
                             "(or one epoch's, if fewer), not the last step's")
-    train.add_argument("--ngrams", action="store_const", const=True, default=None,
-                       help="also train a linear model on word 1-2-grams and mix its predictions with the network's "
-                            "by the weight that scores best on validation")
+    ngrams = train.add_mutually_exclusive_group()
+    ngrams.add_argument("--ngrams", action="store_const", const=True, default=None,
+                        help="also train a linear model on word 1-2-grams and mix its predictions with the "
+                             "network's by the weight that scores best on validation (default: with --preset "
+                             "accurate)")
+    ngrams.add_argument("--no-ngrams", dest="ngrams", action="store_const", const=False, default=None,
+                        help="the network alone, also under --preset accurate")
     # The Config fields `train` takes from its flags: every flag above, by its dest.
     fields = [flag[2:].replace("-", "_") for flag, _, _ in TRAIN_SETTINGS]
     train.set_defaults(run=run_train, config_fields=fields + ["mixed_precision", "keep_best_epoch", "fine_tune_word_vectors", "average_weights",

@@ -81,7 +81,7 @@ class Config:
     average_weights: bool = False
     # Also train a linear model on each window's words and word pairs (models.build_ngrams), with its own early
     # stopping, and mix its probabilities with the network's by the weight that scores best on validation.
-    ngrams: bool = False
+    ngrams: bool | None = None  # seed: False
     # `epochs` is a maximum: training stops after `patience` epochs without a better validation macro F1
     # (0 or None: it runs every epoch), and ends with the weights of its best epoch by that score
     # (keep_best_epoch=False: the last epoch's, as the reference model did).
