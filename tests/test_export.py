@@ -55,6 +55,27 @@ def three_class_bundle(tiny_data, tmp_path_factory):
     return save_bundle(bundle, tmp_path_factory.mktemp("three") / "bundle")
 
 
+@pytest.fixture(scope="module")
+def mixed_bundle(tiny_data, tmp_path_factory):
+    # Untrained too, with random n-gram weights: the export must reproduce the mix of the two models.
+    from conftest import TINY_SETTINGS
+    from textpipe.config import Config
+    from textpipe.layers import NgramLogits
+    from textpipe.models import build_model, build_ngrams, mixed_classifier
+    from textpipe.preprocess import adapt_vectorizer, build_vectorizer
+
+    config = Config(**TINY_SETTINGS, ngrams=True)
+    vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
+    adapt_vectorizer(vectorizer, tiny_data.train.texts)
+    ngrams = build_ngrams(config, 3)
+    table = next(layer for layer in ngrams.layers if isinstance(layer, NgramLogits)).table
+    table.assign(np.random.default_rng(0).normal(scale=0.02, size=table.shape).astype("float32"))
+    classifier = mixed_classifier(build_model(config, 3), ngrams, 0.4)
+    bundle = Bundle(end_to_end(vectorizer, classifier), config, ("sad", "calm", "glad"), vectorizer.vocabulary_size(),
+                    ngrams={"network_weight": 0.4})
+    return save_bundle(bundle, tmp_path_factory.mktemp("mixed") / "bundle")
+
+
 def export(bundle_dir, target, capsys):
     status = main(["export", str(bundle_dir), str(target)])
     out, err = capsys.readouterr()
@@ -74,8 +95,10 @@ def serve_in_fresh_process(folders, tmp_path):
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_exported_models_serve_the_bundles_predictions_without_textpipe(saved_bundle, three_class_bundle, tmp_path, capsys):
-    bundles = {"lstm": saved_bundle, "softmax max-pooled": three_class_bundle, "conv1d format 1": FORMAT1 / "conv1d"}
+def test_exported_models_serve_the_bundles_predictions_without_textpipe(saved_bundle, three_class_bundle, mixed_bundle,
+                                                                        tmp_path, capsys):
+    bundles = {"lstm": saved_bundle, "softmax max-pooled": three_class_bundle, "conv1d format 1": FORMAT1 / "conv1d",
+               "softmax mixed with n-grams": mixed_bundle}
     exported = {name: export(path, tmp_path / "serving" / name.replace(" ", "-") / "1", capsys)
                 for name, path in bundles.items()}
     served = serve_in_fresh_process(exported.values(), tmp_path)

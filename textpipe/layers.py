@@ -216,7 +216,8 @@ class NgramLogits(keras.layers.Layer):
 
     A unigram's weights are looked up by its token id; a bigram's by its pair of ids hashed into `buckets`
     rows after the vocabulary's (collisions share weights). Padding (id 0) is no n-gram, so a row's logits do
-    not depend on its width, and a row without tokens gets zeros. The table starts at zero, and its outputs are
+    not depend on its width, and a row without tokens gets zeros; [UNK] (id 1) counts as a word, standing for
+    the words outside the vocabulary. The table starts at zero, and its outputs are
     multiplied by `scale`: an optimizer whose steps suit a network's weights (RMSprop at 1e-3) then moves
     these logits as fast as a linear model needs.
     """
