@@ -36,7 +36,8 @@ METHODS = (
     "tfidf_lr_restricted", "tfidf_lr_ngrams",
     "lstm_default", "conv1d_default",  # textpipe train [--model conv1d]
     "lstm_truncate", "conv1d_truncate",  # ... --long-texts truncate: the first 64 tokens only (textpipe 0.3)
-    "lstm_all_epochs", "conv1d_all_epochs",  # ... --patience off --keep-last-epoch: every epoch, the last kept
+    "lstm_all_epochs", "conv1d_all_epochs",  # ... --patience off --keep-last-epoch --no-average-weights: every
+                                             # epoch, the last step's weights kept
     "lstm_accurate_ngrams", "conv1d_accurate_ngrams",  # ... --preset accurate (the n-gram model's mix included)
     "lstm_accurate", "conv1d_accurate",  # ... --preset accurate --no-ngrams: the network alone
     "conv1d_accurate_vectors",  # ... --preset accurate --no-ngrams --word-vectors FILE (vectors from more text)
@@ -46,7 +47,7 @@ METHODS = (
 TEXTPIPE_SETTINGS = {
     "default": {},
     "truncate": {"long_texts": "truncate"},
-    "all_epochs": {"patience": 0, "keep_best_epoch": False},
+    "all_epochs": {"patience": 0, "keep_best_epoch": False, "average_weights": False},
     "accurate_ngrams": {"preset": "accurate"},
     "accurate": {"preset": "accurate", "ngrams": False},
     "accurate_vectors": {"preset": "accurate", "ngrams": False},

@@ -82,8 +82,9 @@ def render_accuracy(section: dict) -> str:
         "which no method sees while fitting. Fit time is wall-clock seconds for fitting only (textpipe: "
         "vocabulary, word vectors, training).\n",
         "textpipe runs as `textpipe train` would: defaults (up to 10 epochs, the best by validation macro F1 "
-        "kept, stopping after 3 without a better one); `--patience off --keep-last-epoch` (all 10 epochs, the "
-        "last kept, as textpipe 0.2 and the reference model did); `--preset accurate` (vocabulary and sequence "
+        "kept, stopping after 3 without a better one; the conv1d model's weights averaged over the last 100 "
+        "steps); `--patience off --keep-last-epoch --no-average-weights` (all 10 epochs, the last step's weights "
+        "kept, as textpipe 0.2 and the reference model did); `--preset accurate` (vocabulary and sequence "
         "length from the training texts, batches of 32, up to 15 epochs, the lstm max-pooled, the network's "
         "probabilities mixed with a linear model's on word 1-2-grams by a weight chosen on the held-out rows; "
         "`--no-ngrams`: the network alone). `--word-vectors` "

@@ -93,6 +93,11 @@ def test_average_weights_flag_is_said_and_saved_with_the_bundle(tiny_data, tmp_p
                    "--lstm-units", "8", "--vocab-size", "64", "--output", str(tmp_path / "m")])
     assert status == 0 and load_bundle(tmp_path / "m").config.average_weights
     assert "classifier: lstm, at most 1 epoch, its weights averaged over the last steps" in capsys.readouterr().out
+    status = main(["train", "--dataset", str(data), "--model", "conv1d", "--no-average-weights", "--epochs", "1",
+                   "--sequence-length", "19", "--vocab-size", "64", "--word-vector-dim", "8", "--skipgram-epochs", "1",
+                   "--output", str(tmp_path / "c")])
+    assert status == 0 and load_bundle(tmp_path / "c").config.average_weights is False
+    assert "averaged" not in capsys.readouterr().out
 
 def test_kept_epoch_survives_a_save(tiny_bundle, tmp_path):
     reloaded = load_bundle(save_bundle(tiny_bundle, tmp_path / "m"))
@@ -106,6 +111,14 @@ def test_presets_fill_only_the_settings_not_given(tmp_path):
     assert (accurate.vocab_size, accurate.sequence_length, accurate.batch_size) == ("auto", "auto", 32)
     assert (seed.lstm_pooling, accurate.lstm_pooling) == ("last", "max")
     assert (seed.ngrams, accurate.ngrams) == (False, True)
+    # A setting the preset gives per model: the seed preset averages the conv1d model's weights, not the lstm's.
+    conv1d = Config(model="conv1d")
+    assert (seed.average_weights, conv1d.average_weights, Config(model="conv1d", preset="accurate").average_weights) \
+        == (False, True, False)
+    assert Config(model="conv1d", average_weights=False).average_weights is False
+    assert Config.from_dict(conv1d.to_dict()) == conv1d
+    with pytest.raises(ConfigError, match="model must be one of lstm, conv1d, got 'cnn'"):
+        Config(model="cnn")
     # A value given explicitly wins, even when it is the seed's own.
     assert Config(preset="accurate", sequence_length=64).sequence_length == 64
     assert Config(preset="accurate", lstm_pooling="last").lstm_pooling == "last"

@@ -29,7 +29,7 @@ TRAIN_SETTINGS = [
     ("--output", str, "folder to write the model bundle to (default: textpipe-model)"),
     ("--epochs", int, "training epochs (default: 10)"),
     ("--batch-size", int, "examples per training step (default: 16)"),
-    ("--preset", str, "seed (the reference model's settings) or accurate (vocabulary and sequence length chosen "
+    ("--preset", str, "seed (the reference model's settings; the conv1d model's weights averaged) or accurate (vocabulary and sequence length chosen "
                       "from the training texts, batches of 32, up to 15 epochs, --lstm-pooling max, --ngrams); "
                       "flags and --config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
@@ -119,9 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                                           "with the model")
     train.add_argument("--keep-last-epoch", dest="keep_best_epoch", action="store_const", const=False, default=None,
                        help="end with the last epoch's weights, not the best epoch's by validation macro F1")
-    train.add_argument("--average-weights", action="store_const", const=True, default=None,
-                       help="validate, keep and save a moving average of the weights over the last 100 steps "
-                            "(or one epoch's, if fewer), not the last step's")
+    average = train.add_mutually_exclusive_group()
+    average.add_argument("--average-weights", action="store_const", const=True, default=None,
+                         help="validate, keep and save a moving average of the weights over the last 100 steps "
+                              "(or one epoch's, if fewer), not the last step's (default: the conv1d model under "
+                              "--preset seed)")
+    average.add_argument("--no-average-weights", dest="average_weights", action="store_const", const=False,
+                         default=None, help="the last step's weights, also for the conv1d model")
     ngrams = train.add_mutually_exclusive_group()
     ngrams.add_argument("--ngrams", action="store_const", const=True, default=None,
                         help="also train a linear model on word 1-2-grams and mix its predictions with the "

@@ -78,7 +78,7 @@ class Config:
     learning_rate: float = 0.001  # RMSprop's own default
     # Validate, keep and save a moving average of the weights over the last training steps (Polyak averaging;
     # see models.AVERAGE_STEPS) instead of the weights after the last step.
-    average_weights: bool = False
+    average_weights: bool | None = None  # seed: the conv1d model's, not the lstm's
     # Also train a linear model on each window's words and word pairs (models.build_ngrams), with its own early
     # stopping, and mix its probabilities with the network's by the weight that scores best on validation.
     ngrams: bool | None = None  # seed: False
@@ -103,8 +103,11 @@ class Config:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if self.model not in MODELS:  # first: a preset may give a setting per model
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         for name, value in preset_settings(self.preset).items():
             if getattr(self, name) is None:
+                value = value[self.model] if isinstance(value, dict) else value
                 object.__setattr__(self, name, value)  # frozen: this is construction, not a change
         for field in dataclasses.fields(self):
             _check_type(field.name, getattr(self, field.name), _HINTS[field.name])
@@ -118,8 +121,6 @@ class Config:
             raise ConfigError(f"long_texts must be one of {', '.join(LONG_TEXTS)}, got {self.long_texts!r}")
         if self.lstm_pooling not in LSTM_POOLING:
             raise ConfigError(f"lstm_pooling must be one of {', '.join(LSTM_POOLING)}, got {self.lstm_pooling!r}")
-        if self.model not in MODELS:
-            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         for name, low in (("vocab_size", 3), ("sequence_length", 1)):
             value = getattr(self, name)
             if isinstance(value, str) and value != AUTO:
