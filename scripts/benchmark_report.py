@@ -178,7 +178,8 @@ def targets(title: str, methods: dict) -> list[str]:
     for model in ("lstm", "conv1d"):
         if f"{model}_default" in acc and f"{model}_all_epochs" in acc:
             spread = max(sd[f"{model}_default"], sd[f"{model}_all_epochs"])
-            row(f"{model} defaults (best epoch) − every epoch, last kept", acc[f"{model}_default"] - acc[f"{model}_all_epochs"], -spread)
+            kept = "best epoch, weights averaged" if model == "conv1d" else "best epoch"
+            row(f"{model} defaults ({kept}) − every epoch, last kept", acc[f"{model}_default"] - acc[f"{model}_all_epochs"], -spread)
     # The preset, then the network alone (--no-ngrams), on the baselines' rows only.
     for suffix, flags in (("_accurate_ngrams", "`--preset accurate`"), ("_accurate", "`--preset accurate --no-ngrams`")):
         preset = [k for k in acc if k.endswith(suffix)]

@@ -29,9 +29,9 @@ TRAIN_SETTINGS = [
     ("--output", str, "folder to write the model bundle to (default: textpipe-model)"),
     ("--epochs", int, "training epochs (default: 10)"),
     ("--batch-size", int, "examples per training step (default: 16)"),
-    ("--preset", str, "seed (the reference model's settings; the conv1d model's weights averaged) or accurate (vocabulary and sequence length chosen "
-                      "from the training texts, batches of 32, up to 15 epochs, --lstm-pooling max, --ngrams); "
-                      "flags and --config win over it (default: seed)"),
+    ("--preset", str, "seed (the reference model's numbers, plus the conv1d model's weights averaged) or accurate "
+                      "(vocabulary and sequence length chosen from the training texts, batches of 32, up to 15 "
+                      "epochs, --lstm-pooling max, --ngrams); flags and --config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
                                       "95%% of the training texts (default: 64)"),
     ("--long-texts", str, "windows: read a text longer than --sequence-length in windows of that many tokens and "

@@ -1,6 +1,7 @@
 """One frozen settings object, built from defaults, then a TOML file, then explicit overrides.
 
-The defaults are the reference model's numbers; every one of them can be overridden. A preset (presets.py)
+The defaults are the reference model's numbers (see presets.py for the one addition); every one of them can be
+overridden. A preset (presets.py)
 fills the settings that neither the file nor the overrides give.
 """
 
@@ -42,7 +43,8 @@ class Config:
     preset: str = "seed"
 
     # Settings left at None take the preset's value (the reference model's under "seed", see presets.py) when
-    # the Config is built: dataclasses.replace(config, preset=...) keeps the values already filled in.
+    # the Config is built: dataclasses.replace(config, preset=...) or (model=...) keeps the values already
+    # filled in, including those a preset gives per model.
     # Preprocessing. "auto": chosen from the training texts when training starts.
     vocab_size: int | str | None = None  # seed: 1024, including the padding token "" and "[UNK]"
     sequence_length: int | str | None = None  # seed: 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -12,6 +13,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as _tf_config  # op determinism's state: not public
 
 from textpipe.bundle import Bundle, end_to_end, to_class_probabilities
 from textpipe.config import Config
@@ -45,6 +47,36 @@ def train(
     fresh start; raises ConfigError saying why when its classes or architecture differ from this run's. With
     config.ngrams the n-gram model is trained afresh: it takes seconds.
     """
+    with deterministic_ops():
+        return _train(config, data, callbacks=callbacks, verbose=verbose, warm_start=warm_start, progress=progress)
+
+
+@contextlib.contextmanager
+def deterministic_ops():
+    """On CPU, TensorFlow's deterministic kernels for the duration: without them the conv1d model's convolution
+    gradients (summed by several threads in varying order) give another model on every run of the same seed.
+    Not on GPUs, where some ops have no deterministic kernel and would fail. The setting is process-wide, so it
+    is put back as found afterwards. (Physical devices are listed without starting TensorFlow's runtime, which
+    a multi-worker strategy must be created before.)"""
+    if tf.config.list_physical_devices("GPU") or _tf_config.is_op_determinism_enabled():
+        yield
+        return
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        _tf_config.disable_op_determinism()
+
+
+def _train(
+    config: Config,
+    data: LabeledData,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = 0,
+    warm_start: Bundle | None = None,
+    progress: Progress = SILENT,
+) -> Bundle:
     # Settings left to the data ("auto") are chosen here, from the training texts, and saved with the bundle.
     config = resolve_auto(config, data.train.texts, warm_start)
     if config.model == "lstm" and config.uses_word_vectors:
