@@ -30,27 +30,6 @@ from textpipe.unlabeled import load_unlabeled_texts
 from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, vectorize, vectorizer_length
 
 
-def train(
-    config: Config,
-    data: LabeledData,
-    *,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
-    verbose: int | str = 0,
-    warm_start: Bundle | None = None,
-    progress: Progress = SILENT,
-) -> Bundle:
-    """Adapt the vectorizer on train text, fit the model, and measure it on the validation split.
-
-    `verbose` is passed to Keras' fit (0 silent, 1 progress bar, 2 one line per epoch). `progress` hears of
-    the phases before it (vocabulary; the conv1d model's word vectors, and where they came from).
-    `warm_start`: continue from that bundle's vocabulary and network weights (and word vectors) instead of a
-    fresh start; raises ConfigError saying why when its classes or architecture differ from this run's. With
-    config.ngrams the n-gram model is trained afresh: it takes seconds.
-    """
-    with deterministic_ops():
-        return _train(config, data, callbacks=callbacks, verbose=verbose, warm_start=warm_start, progress=progress)
-
-
 @contextlib.contextmanager
 def deterministic_ops():
     """On CPU, TensorFlow's deterministic kernels for the duration: without them the conv1d model's convolution
@@ -68,7 +47,8 @@ def deterministic_ops():
         _tf_config.disable_op_determinism()
 
 
-def _train(
+@deterministic_ops()
+def train(
     config: Config,
     data: LabeledData,
     *,
@@ -77,6 +57,14 @@ def _train(
     warm_start: Bundle | None = None,
     progress: Progress = SILENT,
 ) -> Bundle:
+    """Adapt the vectorizer on train text, fit the model, and measure it on the validation split.
+
+    `verbose` is passed to Keras' fit (0 silent, 1 progress bar, 2 one line per epoch). `progress` hears of
+    the phases before it (vocabulary; the conv1d model's word vectors, and where they came from).
+    `warm_start`: continue from that bundle's vocabulary and network weights (and word vectors) instead of a
+    fresh start; raises ConfigError saying why when its classes or architecture differ from this run's. With
+    config.ngrams the n-gram model is trained afresh: it takes seconds.
+    """
     # Settings left to the data ("auto") are chosen here, from the training texts, and saved with the bundle.
     config = resolve_auto(config, data.train.texts, warm_start)
     if config.model == "lstm" and config.uses_word_vectors:
