@@ -181,8 +181,6 @@ def test_neighbors_and_similarity_commands(saved_bundle, capsys):
     assert main(["neighbors", str(saved_bundle), "great", "-k", "0"]) == 2
 
 
-
-
 def test_training_runs_on_deterministic_kernels_and_puts_the_setting_back(tiny_data):
     # The convolutions' gradients are summed by several threads: on the default kernels their order, and with
     # it the weights, changed now and then between runs of the same seed (SST-2, 4,500 rows: 72.6 against 70.3).

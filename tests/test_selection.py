@@ -99,6 +99,7 @@ def test_average_weights_flag_is_said_and_saved_with_the_bundle(tiny_data, tmp_p
     assert status == 0 and load_bundle(tmp_path / "c").config.average_weights is False
     assert "averaged" not in capsys.readouterr().out
 
+
 def test_kept_epoch_survives_a_save(tiny_bundle, tmp_path):
     reloaded = load_bundle(save_bundle(tiny_bundle, tmp_path / "m"))
     assert reloaded.kept_epoch == tiny_bundle.kept_epoch and reloaded.kept_epoch["epoch"] >= 1

@@ -1,8 +1,7 @@
 """One frozen settings object, built from defaults, then a TOML file, then explicit overrides.
 
 The defaults are the reference model's numbers (see presets.py for the one addition); every one of them can be
-overridden. A preset (presets.py)
-fills the settings that neither the file nor the overrides give.
+overridden. A preset (presets.py) fills the settings that neither the file nor the overrides give.
 """
 
 from __future__ import annotations

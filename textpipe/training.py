@@ -33,7 +33,7 @@ from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
 @contextlib.contextmanager
 def deterministic_ops():
     """On CPU, TensorFlow's deterministic kernels for the duration: without them the conv1d model's convolution
-    gradients (summed by several threads in varying order) give another model on every run of the same seed.
+    gradients (summed by several threads in varying order) now and then gave another model for the same seed.
     Not on GPUs, where some ops have no deterministic kernel and would fail. The setting is process-wide, so it
     is put back as found afterwards. (Physical devices are listed without starting TensorFlow's runtime, which
     a multi-worker strategy must be created before.)"""
