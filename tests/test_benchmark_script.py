@@ -111,6 +111,7 @@ def test_whole_sentences_keep_one_row_per_sentence_the_longest():
     assert [phrases[i] for i in kept] == sentences + ["a row inside no other row"]  # in their original order
 
 
+@pytest.mark.slow
 @needs_shared_data
 def test_later_seeds_join_a_methods_earlier_runs(tmp_path):
     report = tmp_path / "BENCHMARKS.md"

@@ -95,6 +95,7 @@ def serve_in_fresh_process(folders, tmp_path):
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_exported_models_serve_the_bundles_predictions_without_textpipe(saved_bundle, three_class_bundle, mixed_bundle,
                                                                         tmp_path, capsys):
     bundles = {"lstm": saved_bundle, "softmax max-pooled": three_class_bundle, "conv1d format 1": FORMAT1 / "conv1d",

@@ -149,6 +149,7 @@ def test_a_restarted_cluster_resumes_from_the_workers_backups(tmp_path):
     assert not any(backup.iterdir())
 
 
+@pytest.mark.slow
 def test_cli_multiworker_without_tf_config_is_a_cluster_of_one(tmp_path):
     dataset = write_csv(tmp_path / "train.csv", 240, seed=2)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}

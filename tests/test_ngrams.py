@@ -143,6 +143,7 @@ def three_class_data(tiny_data):
                                test=split(tiny_data.test, 3), class_names=(*tiny_data.class_names, "neither"))
 
 
+@pytest.mark.slow
 def test_conv1d_with_three_classes_mixes_softmax_outputs(tiny_data, tmp_path):
     data = three_class_data(tiny_data)
     settings = {**TINY_SETTINGS, "model": "conv1d", "sequence_length": 24, "word_vector_dim": 8, "skipgram_epochs": 2}

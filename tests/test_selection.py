@@ -148,6 +148,7 @@ def test_auto_settings_follow_the_training_texts():
     assert auto_settings(["a b", "a b"], "conv1d")["sequence_length"] == 19  # the conv1d stack's minimum
 
 
+@pytest.mark.slow
 def test_accurate_preset_resolves_auto_from_the_data_and_saves_numbers(tiny_data, tmp_path, capsys):
     settings = {k: v for k, v in TINY_SETTINGS.items() if k not in ("vocab_size", "sequence_length")}
     bundle = train(Config(**{**settings, "preset": "accurate", "epochs": 2}), tiny_data)

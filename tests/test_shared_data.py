@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from conftest import SHARED_DATA, needs_shared_data
 from textpipe.config import Config
@@ -16,6 +17,7 @@ def head(split, n, seed=0):
     return Split(split.texts[index], split.labels[index])
 
 
+@pytest.mark.slow
 @needs_shared_data
 def test_default_lstm_learns_sst2_from_a_few_thousand_rows():
     data = load_labeled_data(SHARED_DATA / "sst2")

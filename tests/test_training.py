@@ -163,7 +163,7 @@ def test_only_the_chief_keeps_a_saved_bundle(tiny_bundle, tmp_path, monkeypatch)
     assert (tmp_path / "model" / "model.keras").is_file()
 
 
-@pytest.mark.parametrize("pooling", ["last", "max"])
+@pytest.mark.parametrize("pooling", ["last", pytest.param("max", marks=pytest.mark.slow)])
 def test_mirrored_and_mixed_precision_train_and_reload(pooling, tiny_data, tmp_path):
     import keras
 
