@@ -37,8 +37,6 @@ def test_unknown_key_is_named(tmp_path):
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"vocab_size": 2}, "vocab_size must be at least 3"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
-        ({"word_dropout": 1.0}, r"word_dropout must be in \[0, 1\), got 1.0"),
-        ({"word_dropout": -0.1}, r"word_dropout must be in \[0, 1\), got -0.1"),
         ({"model": "gpt"}, "model must be one of"),
         ({"lstm_pooling": "mean"}, "lstm_pooling must be one of last, max, got 'mean'"),
         ({"validation_fraction": 0}, "validation_fraction"),

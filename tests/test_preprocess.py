@@ -2,7 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from textpipe.data import Split
-from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, replace_words
+from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
 
 
 def adapted(texts, vocab_size=1024, sequence_length=8):
@@ -103,39 +103,3 @@ def test_batches_hold_texts_of_similar_length_cut_to_their_longest():
     again = [y.tolist() for _, y in make_dataset(v, split, 8, shuffle=True, seed=3).as_numpy_iterator()]
     assert again == [y.tolist() for _, y in batches]
     assert widths != sorted(widths)
-
-
-def test_word_dropout_replaces_a_share_of_known_words_with_unk_and_nothing_else():
-    ids = np.tile(np.array([[5, 6, 7, 8, 1, 0, 0]], dtype=np.int64), (4000, 1))  # 4 known words, [UNK], padding
-    batches = tf.data.Dataset.from_tensor_slices((ids, np.arange(4000))).batch(100)
-
-    def epochs(dataset, n):
-        iterator_epochs = []
-        for _ in range(n):
-            pairs = list(dataset.as_numpy_iterator())
-            iterator_epochs.append((np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs])))
-        return iterator_epochs
-
-    (first, labels), (second, _) = epochs(replace_words(batches, 0.25, seed=3), 2)
-    assert replace_words(batches, 0.25, seed=3).cardinality() == 40
-    np.testing.assert_array_equal(labels, np.arange(4000))  # labels and order untouched
-    np.testing.assert_array_equal(first[:, 4:], ids[:, 4:])  # [UNK] and padding stay as they are
-    replaced = first[:, :4] == 1
-    assert np.isin(first[:, :4], [1, 5, 6, 7, 8]).all() and (first[:, :4][~replaced] == ids[:, :4][~replaced]).all()
-    assert abs(replaced.mean() - 0.25) < 0.02  # 16,000 draws: the standard error is 0.0034
-    assert (second != first).any()  # drawn afresh each epoch
-    # The same seed gives the same draws on a pipeline built again; another seed, others.
-    np.testing.assert_array_equal(epochs(replace_words(batches, 0.25, seed=3), 1)[0][0], first)
-    assert (epochs(replace_words(batches, 0.25, seed=4), 1)[0][0] != first).any()
-    assert replace_words(batches, 0.0, seed=3) is batches
-
-
-def test_make_dataset_applies_word_dropout_only_where_asked():
-    v = adapted([f"alpha beta gamma delta {i}" for i in range(50)], sequence_length=None)
-    split = Split(np.array(["alpha beta gamma delta"] * 400, dtype=object), np.zeros(400, dtype=np.int64))
-    plain = np.concatenate([x for x, _ in make_dataset(v, split, 16, shuffle=True, seed=0).as_numpy_iterator()])
-    dropped = np.concatenate(
-        [x for x, _ in make_dataset(v, split, 16, shuffle=True, seed=0, word_dropout=0.5).as_numpy_iterator()]
-    )
-    assert (plain > 1).all() and plain.shape == dropped.shape
-    assert 0.4 < (dropped == 1).mean() < 0.6

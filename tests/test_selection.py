@@ -11,7 +11,6 @@ from textpipe.bundle import load_bundle, save_bundle
 from textpipe.cli import main
 from textpipe.config import Config, load_config
 from textpipe.errors import ConfigError
-from textpipe.evaluation import evaluate
 from textpipe.metrics import MacroF1
 from textpipe.presets import MAX_AUTO_LENGTH, auto_settings, words
 from textpipe.training import train
@@ -99,27 +98,6 @@ def test_average_weights_flag_is_said_and_saved_with_the_bundle(tiny_data, tmp_p
                    "--output", str(tmp_path / "c")])
     assert status == 0 and load_bundle(tmp_path / "c").config.average_weights is False
     assert "averaged" not in capsys.readouterr().out
-
-
-def test_word_dropout_reaches_the_training_batches_only_and_is_saved(tiny_data, tmp_path, monkeypatch):
-    import textpipe.training
-
-    asked = []
-    real = textpipe.training.make_dataset
-
-    def recording(*args, shuffle, word_dropout=0.0, **kwargs):
-        asked.append((shuffle, word_dropout))
-        return real(*args, shuffle=shuffle, word_dropout=word_dropout, **kwargs)
-
-    monkeypatch.setattr(textpipe.training, "make_dataset", recording)
-    data = tmp_path / "train.csv"
-    data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(tiny_data.train.texts, tiny_data.train.labels)))
-    status = main(["train", "--dataset", str(data), "--word-dropout", "0.2", "--epochs", "8", "--embedding-dim", "16",
-                   "--lstm-units", "16", "--vocab-size", "64", "--output", str(tmp_path / "m")])
-    assert status == 0 and asked == [(True, 0.2), (False, 0.0)]  # training batches, then validation's
-    bundle = load_bundle(tmp_path / "m")
-    assert bundle.config.word_dropout == 0.2
-    assert evaluate(bundle, tiny_data.test)["accuracy"] > 0.75  # it still learns
 
 
 def test_kept_epoch_survives_a_save(tiny_bundle, tmp_path):

@@ -45,8 +45,6 @@ TRAIN_SETTINGS = [
     ("--lstm-pooling", str, "what the LSTM passes to the output layer: last (its output after a window's last "
                             "token) or max (each unit's largest output over the window's tokens) (default: last)"),
     ("--dropout", float, "dropout rate before the output layer (default: 0.5)"),
-    ("--word-dropout", float, "share of the known words in each training batch replaced by [UNK], a regularizer "
-                              "(default: 0)"),
     ("--word-vectors", str, "GloVe/word2vec text file of word vectors: the conv1d's table (default: learned by "
                             "skip-gram), the lstm's starting Embedding"),
     ("--unlabeled", str, "raw text the skip-gram also learns word vectors from (for the lstm: its starting "

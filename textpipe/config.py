@@ -59,9 +59,6 @@ class Config:
     # "max", each unit's largest output over the window's tokens.
     lstm_pooling: str | None = None
     dropout: float = 0.5
-    # In training batches only, replace this share of the known words (not padding) with [UNK]: the model
-    # cannot lean on any one word, and learns to read the rest of the text.
-    word_dropout: float = 0.0
     # conv1d: sequences of word vectors from a (vocab_size, word_vector_dim) table, learned by skip-gram
     # on the training texts, or read from a GloVe/word2vec text file. The lstm's Embedding starts from such a
     # table (and is word_vector_dim wide) when either word_vectors or unlabeled is given.
@@ -143,8 +140,6 @@ class Config:
             _check_at_least("patience", self.patience, 0)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 <= self.word_dropout < 1.0:
-            raise ConfigError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if self.word_vectors is not None and self.unlabeled is not None:

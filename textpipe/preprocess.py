@@ -12,7 +12,6 @@ import numpy as np
 import tensorflow as tf
 
 from textpipe.data import Split
-from textpipe.embeddings import UNKNOWN
 from textpipe.layers import split_windows
 from textpipe.progress import SILENT, Progress
 
@@ -79,7 +78,6 @@ def make_dataset(
     seed: int = 0,
     group_by_length: bool = True,
     windows: int | None = None,
-    word_dropout: float = 0.0,
 ) -> tf.data.Dataset:
     """(token ids, label) batches: vectorize in parallel, cache the ids, then shuffle, batch, prefetch.
 
@@ -94,9 +92,6 @@ def make_dataset(
     few steps, not `sequence_length`. The batches of a window are then shuffled with the seed, so training
     still sees them in random order. Without it, every batch is padded to `windows` (or to its longest text)
     in the data's order (or the shuffled order).
-
-    `word_dropout` (for training) replaces that share of each batch's known words with [UNK], drawn afresh
-    every epoch from the seed (see replace_words).
     """
     ds = (
         tf.data.Dataset.from_tensor_slices((split.texts, split.labels))
@@ -115,8 +110,7 @@ def make_dataset(
     if shuffle:
         ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
     if not group_by_length:
-        ds = ds.padded_batch(batch_size, padded_shapes=([windows], []))
-        return replace_words(ds, word_dropout, seed).prefetch(AUTOTUNE)
+        return ds.padded_batch(batch_size, padded_shapes=([windows], [])).prefetch(AUTOTUNE)
     ds = (
         ds.padded_batch(batch_size * LENGTH_WINDOW, padded_shapes=([None], []))
         .map(_sort_by_length, num_parallel_calls=AUTOTUNE)
@@ -127,26 +121,7 @@ def make_dataset(
     )
     if shuffle:
         ds = ds.shuffle(LENGTH_WINDOW, seed=seed, reshuffle_each_iteration=True)
-    return replace_words(ds, word_dropout, seed).prefetch(AUTOTUNE)
-
-
-def replace_words(batches: tf.data.Dataset, rate: float, seed: int) -> tf.data.Dataset:
-    """`batches` of (ids, labels) with each known word (id > UNKNOWN) replaced by UNKNOWN with probability
-    `rate` ([UNK] and padding stay as they are, so every text keeps its length). Each batch's draws come from
-    a per-batch seed taken from a stream that `seed` starts and every epoch draws anew: the same seed gives
-    the same run, and each epoch hides other words."""
-    if rate <= 0:
-        return batches
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-
-    def replace(batch: tuple[tf.Tensor, tf.Tensor], pair: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        ids, labels = batch
-        draw = tf.random.stateless_uniform(tf.shape(ids), seed=pair)
-        return tf.where((ids > UNKNOWN) & (draw < rate), tf.cast(UNKNOWN, ids.dtype), ids), labels
-
-    cardinality = batches.cardinality()
-    replaced = tf.data.Dataset.zip(batches, seeds).map(replace, num_parallel_calls=AUTOTUNE)
-    return replaced.apply(tf.data.experimental.assert_cardinality(cardinality))
+    return ds.prefetch(AUTOTUNE)
 
 
 def _strip_padding(ids: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

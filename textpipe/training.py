@@ -105,8 +105,7 @@ def train(
         # Training reads every window of every text, each an example; validation reads texts whole, window by
         # window, as the saved model does, so the epoch kept is the best at what users will get.
         windows = config.sequence_length if shuffle else None
-        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, windows=windows,
-                          word_dropout=config.word_dropout if shuffle else 0.0)
+        ds = make_dataset(vectorizer, split, global_batch, shuffle=shuffle, seed=config.seed, windows=windows)
         # Across workers, shard by element: every worker builds the same (seeded) pipeline from the same
         # in-memory rows and keeps its own share of each batch. (The default, sharding by file, does not
         # apply to in-memory data and would only fall back to this after a warning.)
