@@ -188,10 +188,11 @@ def run_throughput_section(args, tmp: Path) -> dict:
     sizes, data, name = throughput_data(args)
     config = Config(epochs=1, seed=0)
     results: dict = {"texts": name, "repeats": args.repeats}
+    datasets = length_datasets(data)
     results["training"] = {
-        label: bench_training(config, texts, sizes["train_rows"], args.repeats)
-        for label, texts in length_datasets(data).items()
+        label: bench_training(config, texts, sizes["train_rows"], args.repeats) for label, texts in datasets.items()
     }
+    results["determinism"] = bench_determinism(datasets, sizes["train_rows"], args.repeats)
     results["vectorizer"] = bench_vectorizer(config, data.train.texts, args.repeats)
     results["inference"] = bench_inference(data.train.texts, sizes["inference_rows"], args.repeats)
     return results
@@ -265,17 +266,6 @@ def bench_training(config, data, rows, repeats) -> dict:
     from textpipe.models import build_model
     from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset, text_lengths, vectorize
 
-    class EpochClock(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.start)
-
     small = subset(data, rows).train
     rows = len(small)  # fewer when the data has fewer
     n_classes = len(data.class_names)
@@ -296,13 +286,13 @@ def bench_training(config, data, rows, repeats) -> dict:
         for name, make in variants.items():
             keras.utils.set_random_seed(0)
             model, dataset = make()
-            clock = EpochClock()
+            clock = epoch_clock()
             model.fit(dataset, epochs=2, verbose=0, shuffle=False, callbacks=[clock])
             runs[name].append(clock.seconds[-1])
             trim = model.get_layer("trim_padding")
             steps[name] = sum(int(trim(x).shape[1]) * len(x) for x, _ in dataset) / rows
         keras.utils.set_random_seed(0)
-        model, clock = build_model(config, n_classes, fixed_length=True), EpochClock()
+        model, clock = build_model(config, n_classes, fixed_length=True), epoch_clock()
         model.fit(ids, small.labels, batch_size=config.batch_size, epochs=2, verbose=0, callbacks=[clock])
         runs["numpy"].append(clock.seconds[-1])
     seconds = {name: statistics.median(times) for name, times in runs.items()}
@@ -314,6 +304,69 @@ def bench_training(config, data, rows, repeats) -> dict:
         "speedup_vs_fixed": {name: seconds["fixed"] / s for name, s in seconds.items()},
         "runs_s": runs,
     }
+
+
+def epoch_clock():
+    """A Keras callback that keeps each epoch's wall-clock seconds in `.seconds`."""
+    import keras
+
+    class EpochClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    return EpochClock()
+
+
+def bench_determinism(datasets: dict, rows: int, repeats: int) -> dict:
+    """The second epoch of each default model on the same rows, with TensorFlow's deterministic kernels (what
+    `textpipe train` runs under on CPU, so that a seed gives one model) and without, interleaved. The conv1d
+    model reads a random word-vector table of the default width: its cost does not depend on the values."""
+    import contextlib
+
+    import keras
+
+    from textpipe.config import Config
+    from textpipe.models import build_model
+    from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
+    from textpipe.training import deterministic_ops
+
+    results: dict = {}
+    for name, data in datasets.items():
+        small = subset(data, rows).train
+        n_classes = len(data.class_names)
+        for model_name in ("lstm", "conv1d"):
+            config = Config(model=model_name, seed=0)
+            vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
+            adapt_vectorizer(vectorizer, small.texts)
+            table = None
+            if model_name == "conv1d":
+                shape = (vectorizer.vocabulary_size(), config.word_vector_dim)
+                table = np.random.default_rng(0).normal(0, 0.1, shape).astype("float32")
+            runs: dict[str, list[float]] = {"deterministic": [], "default": []}
+            for _ in range(repeats):
+                for kernels in runs:
+                    keras.utils.set_random_seed(0)
+                    model = build_model(config, n_classes, word_vectors=table)
+                    dataset = make_dataset(vectorizer, small, config.batch_size, shuffle=True)
+                    clock = epoch_clock()
+                    with deterministic_ops() if kernels == "deterministic" else contextlib.nullcontext():
+                        model.fit(dataset, epochs=2, verbose=0, shuffle=False, callbacks=[clock])
+                    runs[kernels].append(clock.seconds[-1])
+            seconds = {kernels: statistics.median(times) for kernels, times in runs.items()}
+            results.setdefault(name, {})[model_name] = {
+                "rows": len(small),
+                "examples_per_s": {kernels: len(small) / s for kernels, s in seconds.items()},
+                "cost_ratio": seconds["deterministic"] / seconds["default"],
+                "runs_s": runs,
+            }
+    return results
 
 
 def bench_vectorizer(config, texts, repeats) -> dict:

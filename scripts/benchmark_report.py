@@ -255,7 +255,7 @@ counts the padded positions the model runs over.
 | texts | rows | real tokens per text | steps per text: fixed / cut / grouped | fixed (ex/s) | numpy (ex/s) | cut (ex/s) | grouped (ex/s) | grouped ÷ fixed |
 |---|---|---|---|---|---|---|---|---|
 {table}
-
+{render_determinism(section["determinism"]) if "determinism" in section else ""}
 ### Vectorizer
 
 {v['texts']:,} texts: adapt {v['adapt_texts_per_s']:,.0f} texts/s; vectorize through tf.data {v['map_texts_per_s']:,.0f} texts/s.
@@ -263,6 +263,26 @@ counts the padded positions the model runs over.
     if "inference" in section:
         text += render_inference(section["inference"])
     return text
+
+
+def render_determinism(d: dict) -> str:
+    rows = "\n".join(
+        f"| {name} | {model} | {m['rows']:,} | {m['examples_per_s']['deterministic']:,.0f} | "
+        f"{m['examples_per_s']['default']:,.0f} | **{m['cost_ratio']:.2f}×** |"
+        for name, models in d.items() for model, m in models.items()
+    )
+    return f"""
+### Training: the cost of deterministic kernels
+
+`textpipe train` runs under TensorFlow's deterministic kernels on CPU, so that the same seed, data and settings
+give the same model. The second epoch of each default model (batches grouped by length, as above) on the same
+rows, with them and with TensorFlow's default kernels, interleaved; the conv1d model reads a random word-vector
+table of the default width, since its cost does not depend on the values.
+
+| texts | model | rows | deterministic (ex/s) | default kernels (ex/s) | time ÷ default kernels |
+|---|---|---|---|---|---|
+{rows}
+"""
 
 
 def render_inference(i: dict) -> str:

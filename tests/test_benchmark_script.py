@@ -33,6 +33,13 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
         # Padded steps per text: 64 when fixed, never more than that when cut, at least the real tokens.
         steps = training["steps_per_text"]
         assert steps["fixed"] == 64 and training["tokens_per_text"] <= steps["grouped"] <= steps["cut"] <= 64
+    assert set(throughput["determinism"]) == {"SST-2", "emotion", "IMDB"}
+    for models in throughput["determinism"].values():
+        assert set(models) == {"lstm", "conv1d"}
+        for m in models.values():
+            assert min(m["examples_per_s"].values()) > 0 and len(m["runs_s"]["deterministic"]) == 1
+            assert m["cost_ratio"] == pytest.approx(m["examples_per_s"]["default"] / m["examples_per_s"]["deterministic"])
+    assert "the cost of deterministic kernels" in report.read_text()
     assert len(scoring["scoring"]["peak_memory"]) == 2
     report_timing = results["report"]
     assert set(report_timing["seconds"]) == {"evaluate", "report"} and report_timing["rows"] == 2000
