@@ -327,7 +327,7 @@ def epoch_clock():
 def bench_determinism(datasets: dict, rows: int, repeats: int) -> dict:
     """The second epoch of each default model on the same rows, with TensorFlow's deterministic kernels (what
     `textpipe train` runs under on CPU, so that a seed gives one model) and without, interleaved. The conv1d
-    model reads a random word-vector table of the default width: its cost does not depend on the values."""
+    model reads random_word_vectors."""
     import contextlib
 
     import keras
@@ -337,23 +337,21 @@ def bench_determinism(datasets: dict, rows: int, repeats: int) -> dict:
     from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
     from textpipe.training import deterministic_ops
 
+    defaults = Config()
+    table = random_word_vectors(defaults)
     results: dict = {}
     for name, data in datasets.items():
         small = subset(data, rows).train
         n_classes = len(data.class_names)
+        vectorizer = build_vectorizer(defaults.vocab_size, defaults.sequence_length)  # the same for both models
+        adapt_vectorizer(vectorizer, small.texts)
         for model_name in ("lstm", "conv1d"):
             config = Config(model=model_name, seed=0)
-            vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
-            adapt_vectorizer(vectorizer, small.texts)
-            table = None
-            if model_name == "conv1d":
-                shape = (vectorizer.vocabulary_size(), config.word_vector_dim)
-                table = np.random.default_rng(0).normal(0, 0.1, shape).astype("float32")
             runs: dict[str, list[float]] = {"deterministic": [], "default": []}
             for _ in range(repeats):
                 for kernels in runs:
                     keras.utils.set_random_seed(0)
-                    model = build_model(config, n_classes, word_vectors=table)
+                    model = build_model(config, n_classes, word_vectors=table if model_name == "conv1d" else None)
                     dataset = make_dataset(vectorizer, small, config.batch_size, shuffle=True)
                     clock = epoch_clock()
                     with deterministic_ops() if kernels == "deterministic" else contextlib.nullcontext():
@@ -367,6 +365,12 @@ def bench_determinism(datasets: dict, rows: int, repeats: int) -> dict:
                 "runs_s": runs,
             }
     return results
+
+
+def random_word_vectors(config) -> np.ndarray:
+    """A word-vector table of the shape the conv1d model reads under `config`, for timing: its cost does not
+    depend on the values."""
+    return np.random.default_rng(0).standard_normal((config.vocab_size, config.word_vector_dim), dtype=np.float32)
 
 
 def bench_vectorizer(config, texts, repeats) -> dict:
@@ -404,7 +408,7 @@ def bench_inference(texts, rows: int, repeats: int) -> dict:
     rate = matmul_flops_per_s(repeats)
     results: dict = {"rows": rows, "batch": 512, "matmul_gflops_per_s": rate / 1e9,
                      "tokens_per_text": float(lengths.mean()), "models": {}}
-    table = np.random.default_rng(0).standard_normal((config.vocab_size, config.word_vector_dim), dtype=np.float32)
+    table = random_word_vectors(config)
     for name in ("lstm", "conv1d"):
         model = build_model(Config(model=name), 2, word_vectors=table if name == "conv1d" else None)
         batches = [tf.constant(ids[i : i + 512]) for i in range(0, rows, 512)]
