@@ -42,6 +42,7 @@ METHODS = (
     "lstm_accurate", "conv1d_accurate",  # ... --preset accurate --no-ngrams: the network alone
     "conv1d_accurate_vectors",  # ... --preset accurate --no-ngrams --word-vectors FILE (vectors from more text)
     "lstm_accurate_unlabeled", "conv1d_accurate_unlabeled",  # ... --preset accurate --no-ngrams --unlabeled FILE
+    "lstm_accurate_ngrams_unlabeled", "conv1d_accurate_ngrams_unlabeled",  # ... --preset accurate --unlabeled FILE
 )
 # Settings of each textpipe method, beyond --model and --seed.
 TEXTPIPE_SETTINGS = {
@@ -52,6 +53,7 @@ TEXTPIPE_SETTINGS = {
     "accurate": {"preset": "accurate", "ngrams": False},
     "accurate_vectors": {"preset": "accurate", "ngrams": False},
     "accurate_unlabeled": {"preset": "accurate", "ngrams": False},
+    "accurate_ngrams_unlabeled": {"preset": "accurate"},
 }
 # The raw text `--unlabeled` reads, per dataset that has some here: the first UNLABELED_ROWS training texts of
 # another dataset of the same kind, labels unread (SST-2: IMDB's reviews, as a user could add the Hub's
@@ -171,7 +173,7 @@ def run_accuracy(
                 settings = {**settings, **({"epochs": epochs} if epochs is not None else {})}
                 if variant == "accurate_vectors":
                     settings["word_vectors"] = str(vectors)
-                if variant == "accurate_unlabeled":
+                if variant.endswith("_unlabeled"):
                     if unlabeled_text is None:
                         continue  # no raw text for this dataset here
                     settings["unlabeled"] = str(unlabeled)

@@ -81,6 +81,7 @@ def main() -> int:
     results = {k: v for k, v in results.items() if k in SECTIONS}  # reports from before sections existed
     if args.report_only:
         write_reports(results, output)
+        print(f"wrote {output} from {json_path}")
         return 0
     stamp = {
         "command": "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

@@ -18,6 +18,8 @@ METHODS = {
     "conv1d_accurate_vectors": "textpipe conv1d, --preset accurate --no-ngrams --word-vectors",
     "lstm_accurate_unlabeled": "textpipe lstm, --preset accurate --no-ngrams --unlabeled",
     "conv1d_accurate_unlabeled": "textpipe conv1d, --preset accurate --no-ngrams --unlabeled",
+    "lstm_accurate_ngrams_unlabeled": "textpipe lstm, --preset accurate --unlabeled",
+    "conv1d_accurate_ngrams_unlabeled": "textpipe conv1d, --preset accurate --unlabeled",
 }
 DATASET_NAMES = {"sst2": "SST-2", "imdb": "IMDB", "emotion": "emotion", "sst2_sentences": "SST-2 sentences"}
 # What a dataset's section says of its rows, where more than its name.
@@ -119,6 +121,12 @@ def render_accuracy(section: dict) -> str:
         )
         lines.append("| method | accuracy | macro F1 | fit time (s) | epoch kept / run, per seed |\n|---|---|---|---|---|")
         methods = data["methods"]
+        # Rows kept from earlier runs point to a numbered note naming the run (several, where seeds were added).
+        earlier = sorted({(command, date, m.get("textpipe", "?"), m.get("held_out_by", "row"))
+                          for m in methods.values() for command, date in run_commands(m, data) if command != data["command"]})
+        note_of = {}
+        for number, (command, date, _, _) in enumerate(earlier, start=1):
+            note_of.setdefault((command, date), []).append(number)
         for key, label in METHODS.items():
             if key not in methods:
                 continue
@@ -132,14 +140,13 @@ def render_accuracy(section: dict) -> str:
             seeds_run = [r["seed"] for r in m["runs"]]
             if seeds_run != data["seeds"]:
                 label += f" (seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))})"
-            mark = " *" if any(command != data["command"] for command, _ in run_commands(m, data)) else ""
+            notes = sorted(n for run in run_commands(m, data) for n in note_of.get(run, []))
+            mark = " " + "".join(f"[{n}]" for n in notes) if notes else ""
             scores = " | ".join(mean_sd(m[key], len(seeds_run)) for key in ("accuracy", "macro_f1"))
             lines.append(f"| {label}{mark} | {scores} | {m['seconds']['mean']:,.0f} | {epochs} |")
-        earlier = sorted({(command, date, m.get("textpipe", "?"), m.get("held_out_by", "row"))
-                          for m in methods.values() for command, date in run_commands(m, data) if command != data["command"]})
-        for command, date, version, by in earlier:
+        for number, (command, date, version, by) in enumerate(earlier, start=1):
             drawn = " (held-out rows drawn row by row)" if by != data.get("held_out_by", "row") else ""
-            lines.append(f"\n\\* kept from an earlier run: textpipe {version}, `{command}` on {date}{drawn}.")
+            lines.append(f"\n[{number}] kept from an earlier run: textpipe {version}, `{command}` on {date}{drawn}.")
         lines.append("")
         verdicts.extend(targets(title, methods))
     lines.append("### Targets\n")
@@ -188,7 +195,7 @@ def targets(title: str, methods: dict) -> list[str]:
             row(f"best {flags} ({METHODS[best]}) − TF-IDF + LR on 1-2-grams", acc[best] - acc["tfidf_lr_ngrams"], 0.0)
             if f"lstm{suffix}" in acc:
                 row(f"lstm {flags} − TF-IDF + LR on 1-2-grams", acc[f"lstm{suffix}"] - acc["tfidf_lr_ngrams"], -1.0)
-    more_text = [k for k in acc if k.endswith(("_accurate_vectors", "_accurate_unlabeled"))]
+    more_text = [k for k in acc if k.endswith(("_accurate_vectors", "_unlabeled"))]
     if more_text and "tfidf_lr_ngrams" in acc:
         best = max(more_text, key=acc.get)
         rows.append(f"| {title} | {METHODS[best]} − TF-IDF + LR on 1-2-grams (no target: the baselines do not read "

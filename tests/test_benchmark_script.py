@@ -145,8 +145,10 @@ def test_later_seeds_join_a_methods_earlier_runs(tmp_path):
     text = report.read_text()
     ngrams = first["methods"]["tfidf_lr_ngrams"]["accuracy"]["mean"] * 100
     # A row without every seed says which it holds, and shows no spread for one seed.
-    assert f"| TF-IDF + LR, word 1-2-grams (C of 1, 4) (seed 0) * | {ngrams:.1f} |" in text
-    assert "| TF-IDF + LR, 1,022 words * |" in text and "kept from an earlier run" in text
+    assert f"| TF-IDF + LR, word 1-2-grams (C of 1, 4) (seed 0) [1] | {ngrams:.1f} |" in text
+    # Seed 0 of each comes from the first run, the one note the section has; seed 1 is this run's own.
+    assert "| TF-IDF + LR, 1,022 words [1] |" in text and "\n[1] kept from an earlier run: " in text
+    assert "[2]" not in text
     # Without --first-seed, a method's row is replaced whole, as before.
     again = run("--methods", "tfidf_lr_restricted")
     assert [r["seed"] for r in again["methods"]["tfidf_lr_restricted"]["runs"]] == [0]
@@ -158,3 +160,28 @@ def test_join_seeds_replaces_the_seeds_run_again():
     joined = join_seeds(earlier, later)
     assert [r["seed"] for r in joined["runs"]] == [0, 1] and joined["runs"][1]["accuracy"] == 0.8
     assert joined["accuracy"]["mean"] == pytest.approx(0.65) and joined["seconds"]["max"] == 2.0
+
+
+def test_report_only_rewrites_the_markdown_and_every_kept_row_names_its_run(tmp_path):
+    import re
+    import shutil
+
+    report = tmp_path / "BENCHMARKS.md"
+    shutil.copy(ROOT / "BENCHMARKS.json", report.with_suffix(".json"))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--report-only", "--output", str(report)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    assert done.stdout == f"wrote {report} from {report.with_suffix('.json')}\n"
+    text = report.read_text()
+    assert text == (ROOT / "BENCHMARKS.md").read_text()  # the committed report is the JSON's, rendered
+    sections = text.split("\n### ")
+    kept_rows = 0
+    for section in sections:
+        notes = set(re.findall(r"^\[(\d+)\] kept from an earlier run: ", section, flags=re.MULTILINE))
+        marks = {n for row in re.findall(r"^\|[^|]*? ((?:\[\d+\])+) \|", section, flags=re.MULTILINE)
+                 for n in re.findall(r"\d+", row)}
+        assert marks == notes  # every mark has its note, and every note a row
+        assert sorted(map(int, notes)) == list(range(1, len(notes) + 1))
+        kept_rows += len(marks)
+    assert kept_rows > 0
