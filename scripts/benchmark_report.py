@@ -122,11 +122,8 @@ def render_accuracy(section: dict) -> str:
         lines.append("| method | accuracy | macro F1 | fit time (s) | epoch kept / run, per seed |\n|---|---|---|---|---|")
         methods = data["methods"]
         # Rows kept from earlier runs point to a numbered note naming the run (several, where seeds were added).
-        earlier = sorted({(command, date, m.get("textpipe", "?"), m.get("held_out_by", "row"))
-                          for m in methods.values() for command, date in run_commands(m, data) if command != data["command"]})
-        note_of = {}
-        for number, (command, date, _, _) in enumerate(earlier, start=1):
-            note_of.setdefault((command, date), []).append(number)
+        earlier = sorted({run for m in methods.values() for run in earlier_runs(m, data)})
+        note_of = {run: number for number, run in enumerate(earlier, start=1)}
         for key, label in METHODS.items():
             if key not in methods:
                 continue
@@ -140,11 +137,11 @@ def render_accuracy(section: dict) -> str:
             seeds_run = [r["seed"] for r in m["runs"]]
             if seeds_run != data["seeds"]:
                 label += f" (seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))})"
-            notes = sorted(n for run in run_commands(m, data) for n in note_of.get(run, []))
+            notes = sorted(note_of[run] for run in earlier_runs(m, data))
             mark = " " + "".join(f"[{n}]" for n in notes) if notes else ""
             scores = " | ".join(mean_sd(m[key], len(seeds_run)) for key in ("accuracy", "macro_f1"))
             lines.append(f"| {label}{mark} | {scores} | {m['seconds']['mean']:,.0f} | {epochs} |")
-        for number, (command, date, version, by) in enumerate(earlier, start=1):
+        for (command, date, version, by), number in note_of.items():
             drawn = " (held-out rows drawn row by row)" if by != data.get("held_out_by", "row") else ""
             lines.append(f"\n[{number}] kept from an earlier run: textpipe {version}, `{command}` on {date}{drawn}.")
         lines.append("")
@@ -162,6 +159,13 @@ def run_commands(method: dict, data: dict) -> set[tuple[str, str]]:
     """The (command, date) of each of a method's seeds: one, unless seeds were added to an earlier run."""
     command, date = method.get("command", data["command"]), method.get("date", data["date"])
     return {(run.get("command", command), run.get("date", date)) for run in method["runs"]}
+
+
+def earlier_runs(method: dict, data: dict) -> set[tuple[str, str, str, str]]:
+    """The (command, date, textpipe version, held-out rows' drawing) of each run behind a method's row that an
+    earlier command than the section's own made."""
+    version, by = method.get("textpipe", "?"), method.get("held_out_by", "row")
+    return {(command, date, version, by) for command, date in run_commands(method, data) if command != data["command"]}
 
 
 def held_out_by(data: dict) -> str:
