@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 import textpipe
+from textpipe.quiet import quiet_libraries
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -579,4 +580,7 @@ def write_reports(results: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Only the benchmark's own lines, as on the command line: TensorFlow's logs stay hidden unless asked for
+    # (TF_CPP_MIN_LOG_LEVEL=0 shows them).
+    with quiet_libraries():
+        sys.exit(main())

@@ -68,11 +68,15 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     assert "textpipe score" in text and "TF-IDF + LR" in text and "### Targets" in text
 
     # A run of one section, on one dataset and some methods, keeps everything else's results.
-    subprocess.run(
+    run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--sections", "accuracy",
          "--datasets", "sst2", "--methods", "tfidf_lr_restricted,lstm_default", "--output", str(report)],
-        check=True, capture_output=True, timeout=1200,
+        check=True, capture_output=True, text=True, timeout=1200,
     )
+    # Its own lines only: TensorFlow's C++ and Python logs stay hidden, as on the command line.
+    assert "lstm_default: accuracy" in run.stderr  # progress goes to standard error
+    for chatter in ("oneDNN", "absl::InitializeLog", "cuda", "I0000", "E0000"):
+        assert chatter not in run.stdout + run.stderr
     again = json.loads(report.with_suffix(".json").read_text())
     assert again["throughput"] == throughput and again["scoring"] == scoring and again["report"] == report_timing
     # ... and results at another size sit beside these.
