@@ -28,7 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "ngrams": False, "average_weights": {"lstm": False, "conv1d": True}},
     # Max pooling over the lstm's outputs scored 0.2-2.8 points over the last output on SST-2's whole set and
     # sentences, IMDB and emotion, and 1.9 under it on 4,500 of SST-2's phrase rows (3 seeds each; README, Results).
-    # The n-gram model's mix added 1.0-3.4 points to the lstm and 0.3-6.1 to the conv1d model on SST-2 (4,500
+    # The n-gram model's mix added 0.1-3.4 points to the lstm and 0.4-6.1 to the conv1d model on SST-2 (4,500
     # rows and the whole set), its sentences and IMDB's 4,500 reviews; on emotion, where the networks beat
     # 1-2-grams by 3-13 points, validation gave the lstm's mix little or no n-gram weight (README, Results).
     "accurate": {"vocab_size": "auto", "sequence_length": "auto", "batch_size": 32, "epochs": 15, "lstm_pooling": "max",
