@@ -202,7 +202,19 @@ def test_quiet_sets_only_logging_switches_the_user_left_unset(monkeypatch):
         assert os.environ["DATASETS_VERBOSITY"] == "error"
         assert logging.getLogger("tensorflow").getEffectiveLevel() == logging.ERROR
         assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") == onednn  # it changes the numbers, not the logs
+        # Beam: its DirectRunner's worker processes are told to log errors only, other runners' are not; a
+        # warning its modules put on the root logger is dropped, one from anywhere else is not.
+        assert quiet.beam_worker_args("DirectRunner", []) == ["--default_sdk_harness_log_level=ERROR"]
+        assert quiet.beam_worker_args("DataflowRunner", []) == []
+        assert quiet.beam_worker_args("DirectRunner", ["--default_sdk_harness_log_level=INFO"]) == []
+        root = logging.getLogger()
+        beam_file = os.path.join("site-packages", "apache_beam", "ml", "inference", "base.py")
+        assert not root.filter(logging.LogRecord("root", logging.WARNING, beam_file, 1, "memory usage", None, None))
+        assert root.filter(logging.LogRecord("root", logging.ERROR, beam_file, 1, "failed", None, None))
+        assert root.filter(logging.LogRecord("root", logging.WARNING, "/work/mine.py", 1, "mine", None, None))
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "DATASETS_VERBOSITY" not in os.environ
+    assert quiet.QUIET_WORKERS not in os.environ and quiet.beam_worker_args("DirectRunner", []) == []
+    assert root.filter(logging.LogRecord("root", logging.WARNING, beam_file, 1, "memory usage", None, None))
 
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
     monkeypatch.setenv("DATASETS_VERBOSITY", "info")
@@ -210,6 +222,7 @@ def test_quiet_sets_only_logging_switches_the_user_left_unset(monkeypatch):
     with quiet.quiet_libraries():
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" and os.environ["DATASETS_VERBOSITY"] == "info"
         assert sys.meta_path == meta_path  # TensorFlow's import is not muted either
+        assert quiet.beam_worker_args("DirectRunner", []) == []  # nor Beam's workers' logs
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
@@ -271,3 +284,26 @@ def test_hub_answers(closed_port):
     start = time.monotonic()
     assert not hub_answers(f"http://127.0.0.1:{closed_port}", timeout=2)
     assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_score_on_beam_prints_textpipe_lines_only(trained, home, workers):
+    pytest.importorskip("apache_beam", reason="the [beam] extra is not installed")
+    folder = home[0]
+    (folder / "to-score.txt").write_text("good film\nbad film\n" * 50, encoding="utf-8")
+    options = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"] if workers == 2 else []
+    proc = textpipe(
+        home, "score", trained[1], "to-score.txt", "--output", f"beam{workers}/scored.jsonl", "--runner", "DirectRunner",
+        *options,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Beam's warnings and its workers' logs (their TensorFlow import included) stay hidden, but for what a worker
+    # process logs as it starts, before any of textpipe's code runs in it.
+    startup = ("WARNING:root:apitools not found", "INFO:__main__:Logging handler created.")
+    lines = proc.stderr.splitlines()
+    ours = [line for line in lines if not line.startswith(startup)]
+    assert len(ours) == 2 and all(line.startswith("textpipe: ") for line in ours), proc.stderr
+    assert len(lines) <= 2 + (2 * workers if workers > 1 else 0), proc.stderr
+    assert ours[0].startswith("textpipe: 100 rows read, 100 scored")
+    shards = sorted((folder / f"beam{workers}").iterdir())
+    assert len(shards) == workers and sum(len(p.read_text().splitlines()) for p in shards) == 100

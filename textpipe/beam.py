@@ -34,7 +34,10 @@ except ImportError:  # the base install scores in-process only
 
 import numpy as np
 
-from textpipe.bundle import load_bundle
+from textpipe.quiet import imported_silently_in_workers
+
+with imported_silently_in_workers():  # Beam's worker processes import textpipe, and with it TensorFlow, here
+    from textpipe.bundle import load_bundle
 from textpipe.inputs import STDIN, InputRow, InputSpec, read_rows, resolve_inputs
 from textpipe.scoring import (
     DEFAULT_BATCH,

@@ -5,6 +5,10 @@ never configures logging. Each library is quieted through its own switch, and a 
 as it is: `TF_CPP_MIN_LOG_LEVEL=0 textpipe ...` shows TensorFlow's logs, `DATASETS_VERBOSITY=info` those of
 `datasets`. Errors are not hidden: they reach the user as exceptions, which the command line prints as one line.
 Keras' progress bar for `fit` and textpipe's tqdm bars are textpipe's own output and stay.
+
+Apache Beam (`score --runner`) is quieted with TensorFlow: its loggers below ERROR, the warnings its modules
+send straight to the root logger, and, on the DirectRunner, its worker processes (see beam_worker_args), which
+import TensorFlow silently when they load textpipe (see imported_silently_in_workers).
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ TENSORFLOW_ENVIRONMENT = {
 # Python loggers TensorFlow and Keras log to below ERROR ("5 out of the last 5 calls to <function> triggered
 # tf.function retracing", "Assets written to...").
 TENSORFLOW_LOGGERS = ("tensorflow", "absl")
+# Beam logs to these below ERROR ("Discarding unparseable args", its DirectRunner's worker messages).
+BEAM_LOGGERS = ("apache_beam",)
+# Set for the processes the command starts (Beam's DirectRunner workers) while TensorFlow's logs are hidden.
+QUIET_WORKERS = "TEXTPIPE_QUIET_WORKERS"
 DATASETS_ENVIRONMENT = {
     "DATASETS_VERBOSITY": "error",  # "Using the latest cached version of the dataset...", "Repo card metadata..."
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # "Generating train split", "Map" (not the Hub's download bars)
@@ -42,6 +50,10 @@ def quiet_libraries() -> Iterator[None]:
             for name in TENSORFLOW_LOGGERS:
                 stack.enter_context(_logger_level(name, logging.ERROR))
             stack.enter_context(_tensorflow_imported_silently())
+            for name in BEAM_LOGGERS:
+                stack.enter_context(_logger_level(name, logging.ERROR))
+            stack.enter_context(_root_filter(_BeamWarnings()))
+            stack.enter_context(_environment({QUIET_WORKERS: "1"}))
         if "DATASETS_VERBOSITY" not in os.environ:
             # The logger too: `datasets` may have been imported already (by a caller of cli.main).
             stack.enter_context(_logger_level("datasets", logging.ERROR))
@@ -59,6 +71,45 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
     finally:
         for name in added:
             os.environ.pop(name, None)
+
+
+def beam_worker_args(runner: str, pipeline_args: list[str]) -> list[str]:
+    """Beam options that keep the DirectRunner's worker processes, which write to this terminal, to errors while
+    TensorFlow's logs are hidden. None on other runners (their workers log where the runner keeps logs), with
+    `--verbose`, or when `pipeline_args` set the workers' log level themselves."""
+    if (os.environ.get(QUIET_WORKERS) != "1" or runner.lower() not in ("directrunner", "direct")
+            or any(a.startswith("--default_sdk_harness_log_level") for a in pipeline_args)):
+        return []
+    return ["--default_sdk_harness_log_level=ERROR"]
+
+
+@contextlib.contextmanager
+def imported_silently_in_workers() -> Iterator[None]:
+    """In a process a quiet command started (QUIET_WORKERS set), TensorFlow imported inside the block is imported
+    with standard error muted, as the command itself imports it; elsewhere, nothing changes."""
+    if os.environ.get(QUIET_WORKERS) != "1":
+        yield
+        return
+    with _tensorflow_imported_silently():
+        yield
+
+
+class _BeamWarnings(logging.Filter):
+    """Records below ERROR that Beam's modules log on the root logger itself ("apitools not found...",
+    "Resource module is not available...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "apache_beam" not in record.pathname.split(os.sep)
+
+
+@contextlib.contextmanager
+def _root_filter(log_filter: logging.Filter) -> Iterator[None]:
+    root = logging.getLogger()
+    root.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        root.removeFilter(log_filter)
 
 
 @contextlib.contextmanager
@@ -79,8 +130,8 @@ def _tensorflow_imported_silently() -> Iterator[None]:
     log messages before absl::InitializeLog() is called...", "Could not find cuda drivers..."), ignoring
     TF_CPP_MIN_LOG_LEVEL and before Python could stop them. Nothing written then is shown; an import that fails
     raises as usual, after standard error is back."""
-    if "tensorflow" in sys.modules:
-        yield
+    if "tensorflow" in sys.modules or any(isinstance(f, _SilentImportFinder) for f in sys.meta_path):
+        yield  # imported already, or silently by an enclosing block
         return
     finder = _SilentImportFinder("tensorflow")
     sys.meta_path.insert(0, finder)
