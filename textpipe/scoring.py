@@ -40,7 +40,7 @@ DEFAULT_BATCH = 512
 # Rows are read in windows of this many batches and batched by length within each window: the model's cost
 # follows the texts' real lengths, and memory stays bounded by one window. The wider the window, the closer
 # the texts of a batch are in length: 32 batches score 7% more SST-2 sentences per second than 8 did, on a
-# file of 200,000 (BENCHMARKS.md measures 20,000, most of them in one window).
+# file of 200,000 (BENCHMARKS.md, 2026-12-05).
 LENGTH_WINDOW = 32
 # ... and at most this many characters of text, so that a window of long documents stays a few MB.
 WINDOW_CHARS = 4_000_000
