@@ -37,7 +37,6 @@ def bench_beam(bundle_path: str | Path, lines_path: str | Path, tmp_dir: str | P
     text per line), medians of `repeats` runs each, and their ratios."""
     from textpipe.beam import score_files_beam
     from textpipe.bundle import load_bundle
-    from textpipe.quiet import beam_worker_args
     from textpipe.scoring import score_files
 
     tmp_dir = Path(tmp_dir)
@@ -49,8 +48,7 @@ def bench_beam(bundle_path: str | Path, lines_path: str | Path, tmp_dir: str | P
     def on_beam(mode: str) -> int:
         for old in tmp_dir.glob(f"{mode}-*"):
             old.unlink()
-        # As `textpipe score --runner` passes them: under benchmark.py's quiet libraries, the workers log errors only.
-        args = ["--runner", "DirectRunner", *BEAM_MODES[mode], *beam_worker_args("DirectRunner", BEAM_MODES[mode])]
+        args = ["--runner", "DirectRunner", *BEAM_MODES[mode]]
         return score_files_beam(bundle_path, [str(lines_path)], str(tmp_dir / f"{mode}.jsonl"), args).rows_read
 
     runs = {"local": local, **{mode: (lambda mode=mode: on_beam(mode)) for mode in BEAM_MODES}}

@@ -169,3 +169,21 @@ def test_model_handler_scores_a_batch_like_the_bundle(saved_bundle, tiny_bundle)
     expected = tiny_bundle.predict_proba([t for t in texts if t])
     np.testing.assert_allclose([list(r["probabilities"].values()) for r in scored], expected, atol=1e-6)
     assert [r["label"] for r in scored] == tiny_bundle.predict([t for t in texts if t])
+
+
+def test_direct_runner_workers_keep_to_errors_while_the_command_line_is_quiet(monkeypatch):
+    from textpipe import quiet
+    from textpipe.beam import worker_log_args
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    errors_only = ["--default_sdk_harness_log_level=ERROR"]
+    with quiet.quiet_libraries():
+        assert worker_log_args(["--runner", "DirectRunner"]) == errors_only
+        assert worker_log_args(["--runner=direct", "--direct_num_workers", "2"]) == errors_only
+        assert worker_log_args([]) == errors_only  # Beam's default runner
+        assert worker_log_args(["--runner", "DataflowRunner"]) == []  # its workers log where Dataflow keeps logs
+        assert worker_log_args(["--runner", "DirectRunner", "--default_sdk_harness_log_level=INFO"]) == []
+    assert worker_log_args(["--runner", "DirectRunner"]) == []  # the library alone leaves Beam's logging as it is
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    with quiet.quiet_libraries():
+        assert worker_log_args(["--runner", "DirectRunner"]) == []  # the user asked for the libraries' logs

@@ -34,7 +34,7 @@ except ImportError:  # the base install scores in-process only
 
 import numpy as np
 
-from textpipe.quiet import imported_silently_in_workers
+from textpipe.quiet import imported_silently_in_workers, quiet_workers
 
 with imported_silently_in_workers():  # Beam's worker processes import textpipe, and with it TensorFlow, here
     from textpipe.bundle import load_bundle
@@ -178,7 +178,7 @@ def score_files_beam(
     header, _ = record_formatter(output_format, class_names, id_column is not None)
 
     started, start = time.time(), time.perf_counter()
-    pipeline = beam.Pipeline(options=PipelineOptions(list(pipeline_args)))
+    pipeline = beam.Pipeline(options=PipelineOptions([*pipeline_args, *worker_log_args(pipeline_args)]))
     _ = (
         pipeline
         | "Inputs" >> beam.Create(specs)
@@ -198,6 +198,17 @@ def score_files_beam(
         value = counter.committed if counter.committed is not None else counter.attempted
         setattr(summary, counter.key.metric.name, getattr(summary, counter.key.metric.name) + (value or 0))
     return summary
+
+
+def worker_log_args(pipeline_args: Sequence[str]) -> list[str]:
+    """Beam options that keep the DirectRunner's worker processes, which write to this terminal, to errors while
+    the command line hides the libraries' logs (quiet.quiet_workers). None on other runners (their workers log
+    where the runner keeps logs), with `--verbose`, or when `pipeline_args` set the workers' log level."""
+    options = PipelineOptions(list(pipeline_args)).get_all_options()
+    runner = str(options.get("runner") or "DirectRunner").rsplit(".", 1)[-1]  # Beam's default runner
+    if not quiet_workers() or runner.lower() not in ("directrunner", "direct"):
+        return []
+    return [] if options.get("default_sdk_harness_log_level") is not None else ["--default_sdk_harness_log_level=ERROR"]
 
 
 def shard_names(output: str, output_format: str) -> tuple[str, str]:

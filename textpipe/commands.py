@@ -321,9 +321,7 @@ def run_score_beam(args: argparse.Namespace) -> int:
     check_bundle_folder(args.bundle)
     from textpipe.beam import score_files_beam  # raises ConfigError when the [beam] extra is not installed
 
-    from textpipe.quiet import beam_worker_args
-
-    pipeline_args = ["--runner", args.runner, *args.pipeline_args, *beam_worker_args(args.runner, args.pipeline_args)]
+    pipeline_args = ["--runner", args.runner, *args.pipeline_args]
     summary = score_files_beam(args.bundle, args.inputs, args.output, pipeline_args, **_scoring_options(args))
     print(f"textpipe: {summary.describe()}", file=sys.stderr)
     written = f"{summary.files[0]} ... {summary.files[-1]}" if len(summary.files) > 1 else "".join(summary.files)

@@ -7,7 +7,7 @@ as it is: `TF_CPP_MIN_LOG_LEVEL=0 textpipe ...` shows TensorFlow's logs, `DATASE
 Keras' progress bar for `fit` and textpipe's tqdm bars are textpipe's own output and stay.
 
 Apache Beam (`score --runner`) is quieted with TensorFlow: its loggers below ERROR, the warnings its modules
-send straight to the root logger, and, on the DirectRunner, its worker processes (see beam_worker_args), which
+send straight to the root logger, and, on the DirectRunner, its worker processes (see beam.worker_log_args), which
 import TensorFlow silently when they load textpipe (see imported_silently_in_workers).
 """
 
@@ -73,21 +73,17 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-def beam_worker_args(runner: str, pipeline_args: list[str]) -> list[str]:
-    """Beam options that keep the DirectRunner's worker processes, which write to this terminal, to errors while
-    TensorFlow's logs are hidden. None on other runners (their workers log where the runner keeps logs), with
-    `--verbose`, or when `pipeline_args` set the workers' log level themselves."""
-    if (os.environ.get(QUIET_WORKERS) != "1" or runner.lower() not in ("directrunner", "direct")
-            or any(a.startswith("--default_sdk_harness_log_level") for a in pipeline_args)):
-        return []
-    return ["--default_sdk_harness_log_level=ERROR"]
+def quiet_workers() -> bool:
+    """Whether the processes this one starts (Beam's DirectRunner workers) are to keep to errors: inside
+    quiet_libraries, while TensorFlow's logs are hidden."""
+    return os.environ.get(QUIET_WORKERS) == "1"
 
 
 @contextlib.contextmanager
 def imported_silently_in_workers() -> Iterator[None]:
     """In a process a quiet command started (QUIET_WORKERS set), TensorFlow imported inside the block is imported
     with standard error muted, as the command itself imports it; elsewhere, nothing changes."""
-    if os.environ.get(QUIET_WORKERS) != "1":
+    if not quiet_workers():
         yield
         return
     with _tensorflow_imported_silently():
