@@ -163,12 +163,10 @@ def test_model_handler_scores_a_batch_like_the_bundle(saved_bundle, tiny_bundle)
     assert handler.batch_elements_kwargs() == {"min_batch_size": 4, "max_batch_size": 64}
     texts = ["a wonderful film", "", "dull and boring", "caf\u00e9 \U0001f600"]
     rows = [InputRow("x.txt", i + 1, text) for i, text in enumerate(texts)]
-    records = handler.run_inference(rows, handler.load_model())
-    assert [r["row"] for r in records] == [1, 2, 3, 4] and records[1]["label"] is None
-    scored = [r for r in records if not r["empty"]]
+    scored = handler.run_inference(rows, handler.load_model())
+    assert [row for row, _ in scored] == rows
     expected = tiny_bundle.predict_proba([t for t in texts if t])
-    np.testing.assert_allclose([list(r["probabilities"].values()) for r in scored], expected, atol=1e-6)
-    assert [r["label"] for r in scored] == tiny_bundle.predict([t for t in texts if t])
+    np.testing.assert_allclose([p for row, p in scored if not row.empty], expected, atol=1e-6)
 
 
 def test_direct_runner_workers_keep_to_errors_while_the_command_line_is_quiet(monkeypatch):

@@ -1,4 +1,5 @@
 import csv
+import io
 import json
 import os
 import subprocess
@@ -73,6 +74,66 @@ def test_csv_output_and_id_column(tiny_bundle, mixed_inputs, tmp_path):
     assert rows[0]["label"] == "negative" and rows[1]["label"] == "positive"
     assert float(rows[0]["p_negative"]) + float(rows[0]["p_positive"]) == pytest.approx(1.0)
     assert rows[2]["empty"] == "1" and rows[2]["label"] == ""
+
+
+def test_csv_output_with_an_id_column_keeps_a_blank_line_as_an_empty_row(tiny_bundle, tmp_path):
+    table = tmp_path / "ids.csv"
+    table.write_text("id,text\n1,great film\n\n3,awful\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    summary = score_files(tiny_bundle, [str(table)], out, id_column="id")
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [(r["row"], r["id"], r["empty"]) for r in rows] == [("1", "1", "0"), ("2", "", "1"), ("3", "3", "0")]
+    assert (summary.rows_read, summary.scored, summary.empty) == (3, 2, 1)
+
+
+def formatter_rows():
+    from textpipe.inputs import InputRow
+
+    return [
+        InputRow("a.txt", 1, "fine"),
+        InputRow("a.txt", 2, "  "),
+        InputRow('we"ird, name\u00e9.csv', 3, "x", id="id, \"7\"\n\u00e9"),
+        InputRow("b.jsonl", 4, "y\ufffd", id="", replaced=True),
+        InputRow("b.jsonl", 5, "", id="9", replaced=True),
+    ]
+
+
+# Class names that JSON and CSV must escape, and one that would break a %-template.
+ODD_CLASSES = ['100% "sure"', "caf\u00e9, \\ok", "%s%r"]
+
+
+def test_json_lines_are_the_records_as_json_dumps_writes_them():
+    from textpipe.scoring import output_formatter, output_records
+
+    rows = formatter_rows()
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(3), size=len(rows)).astype(np.float32)
+    header, text = output_formatter("jsonl", ODD_CLASSES, with_id=True)
+    expected = [json.dumps(record, ensure_ascii=False) for record in output_records(rows, probabilities, ODD_CLASSES)]
+    assert header is None
+    assert text(rows, probabilities).split("\n") == expected + [""]
+    assert text(rows[:0], probabilities[:0]) == ""
+    probabilities[0, 1] = np.nan  # a broken model: still written as json.dumps writes it
+    lines = text(rows, probabilities).splitlines()
+    assert '"caf\u00e9, \\\\ok": NaN' in lines[0] and lines[1:] == expected[1:]
+
+
+@pytest.mark.parametrize("with_id", [True, False])
+def test_csv_rows_hold_the_records_fields(with_id):
+    from textpipe.scoring import output_formatter, output_records
+
+    rows = formatter_rows()
+    probabilities = np.random.default_rng(1).dirichlet(np.ones(3), size=len(rows)).astype(np.float32)
+    header, text = output_formatter("csv", ODD_CLASSES, with_id=with_id)
+    table = list(csv.reader(io.StringIO(header + text(rows, probabilities))))
+    assert table[0] == ["source", "row"] + ["id"] * with_id + ["label"] + [f"p_{c}" for c in ODD_CLASSES] + [
+        "empty", "replaced_bytes"]
+    for fields, record in zip(table[1:], output_records(rows, probabilities, ODD_CLASSES), strict=True):
+        expected = [record["source"], str(record["row"])] + [record.get("id") or ""] * with_id
+        if record["empty"]:
+            expected += [""] * (1 + len(ODD_CLASSES))
+        else:
+            expected += [record["label"]] + [repr(p) for p in record["probabilities"].values()]
+        assert fields == expected + [str(int(record["empty"])), str(int(record["replaced_bytes"]))]
 
 
 def test_batch_size_does_not_change_results(tiny_bundle, mixed_inputs, tmp_path):

@@ -3,9 +3,10 @@
     inputs, resolved and checked here before the pipeline starts (inputs.resolve_inputs)
       -> Create, one element per file -> ReadRows: inputs.read_rows, the local scorer's parser
       -> Reshuffle: the rows spread over the workers even when they all come from one file
-      -> RunInference(BundleModelHandler): BatchElements, then scoring.batch_records on each batch, which
-         runs the model on texts of similar length together
-      -> scoring.record_formatter's lines -> WriteToText: OUT-00000-of-0000N.jsonl (or .csv, a header per shard)
+      -> RunInference(BundleModelHandler): BatchElements, then each batch's class probabilities from the model
+         run on texts of similar length together (bundle.predict_by_length)
+      -> each row's line from scoring.output_formatter -> WriteToText: OUT-00000-of-0000N.jsonl (or .csv, a header
+         per shard)
 
 The output is unordered, but every record carries its source and row number, so sorted by them it is the
 local scorer's output. Needs the optional extra: pip install 'textpipe[beam]'.
@@ -37,15 +38,14 @@ import numpy as np
 from textpipe.quiet import imported_silently_in_workers, quiet_workers
 
 with imported_silently_in_workers():  # Beam's worker processes import textpipe, and with it TensorFlow, here
-    from textpipe.bundle import load_bundle
+    from textpipe.bundle import load_bundle, predict_by_length
 from textpipe.inputs import STDIN, InputRow, InputSpec, read_rows, resolve_inputs
 from textpipe.scoring import (
     DEFAULT_BATCH,
     ScoreSummary,
     LENGTH_WINDOW,
-    batch_records,
     output_format_for,
-    record_formatter,
+    output_formatter,
 )
 
 NAMESPACE = "textpipe"  # Beam metrics namespace of the counters below (ScoreSummary's field names)
@@ -63,8 +63,9 @@ class LoadedBundle:
     class_names: tuple[str, ...]
 
 
-class BundleModelHandler(ModelHandler[InputRow, dict, LoadedBundle]):
-    """RunInference's view of a bundle: loaded once per worker process; a batch of InputRow in, records out.
+class BundleModelHandler(ModelHandler[InputRow, tuple[InputRow, np.ndarray], LoadedBundle]):
+    """RunInference's view of a bundle: loaded once per worker process; a batch of InputRow in, each row with its
+    class probabilities out.
 
     BatchElements makes batches of `min_batch_size` to `max_batch_size` rows, growing them while larger
     batches are faster; give both the same value for fixed batches. Each is scored in model calls of at most
@@ -91,9 +92,10 @@ class BundleModelHandler(ModelHandler[InputRow, dict, LoadedBundle]):
 
     def run_inference(
         self, batch: Sequence[InputRow], model: LoadedBundle, inference_args: dict | None = None
-    ) -> list[dict]:
+    ) -> list[tuple[InputRow, np.ndarray]]:
         texts = np.array([row.text for row in batch], dtype=object)
-        return batch_records(model.infer, texts, batch, model.class_names, self._model_batch_size)
+        probabilities = predict_by_length(model.infer, texts, self._model_batch_size, len(model.class_names))
+        return list(zip(batch, probabilities))
 
     def get_num_bytes(self, batch: Sequence[InputRow]) -> int:
         return sum(len(row.text) for row in batch)  # the default pickles the whole batch just to measure it
@@ -122,20 +124,21 @@ class ReadRows(beam.DoFn):
                 self._counters[name].inc(count)
 
 
-class FormatRecords(beam.DoFn):
-    """Records as the local scorer's output lines; counts the scored ones."""
+class FormatRows(beam.DoFn):
+    """Scored rows as the local scorer's output lines; counts the scored ones."""
 
     def __init__(self, output_format: str, class_names: Sequence[str], with_id: bool):
         self._format = (output_format, tuple(class_names), with_id)
         self._scored = Metrics.counter(NAMESPACE, "scored")
 
     def setup(self) -> None:
-        self._line = record_formatter(*self._format)[1]  # holds a csv writer, so it is made on the worker
+        self._text = output_formatter(*self._format)[1]
 
-    def process(self, record: dict) -> Iterator[str]:
-        if not record["empty"]:
+    def process(self, scored: tuple[InputRow, np.ndarray]) -> Iterator[str]:
+        row, probabilities = scored
+        if not row.empty:
             self._scored.inc()
-        yield self._line(record)
+        yield self._text([row], probabilities[np.newaxis])[:-1]  # WriteToText ends each line
 
 
 def score_files_beam(
@@ -175,7 +178,7 @@ def score_files_beam(
         max_batch_size=batch_size * LENGTH_WINDOW,
         model_batch_size=batch_size,
     )
-    header, _ = record_formatter(output_format, class_names, id_column is not None)
+    header, _ = output_formatter(output_format, class_names, id_column is not None)
 
     started, start = time.time(), time.perf_counter()
     pipeline = beam.Pipeline(options=PipelineOptions([*pipeline_args, *worker_log_args(pipeline_args)]))
@@ -185,8 +188,8 @@ def score_files_beam(
         | "ReadRows" >> beam.ParDo(ReadRows(skip_empty))
         | "Spread" >> beam.Reshuffle()
         | "Score" >> RunInference(handler)
-        | "Format" >> beam.ParDo(FormatRecords(output_format, class_names, id_column is not None))
-        | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=suffix, header=header)
+        | "Format" >> beam.ParDo(FormatRows(output_format, class_names, id_column is not None))
+        | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=suffix, header=header and header[:-1])
     )
     try:
         result = pipeline.run()

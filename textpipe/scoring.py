@@ -5,9 +5,10 @@ Rows are read in windows of a few batches. The model scores a window in batches 
 one's records are written in input order. Messy input is counted, never dropped silently: rows with replaced
 bytes are flagged; empty rows are kept without a prediction, or skipped and counted.
 
-Turning input rows into model input (`inputs.read_rows`), model output into output records (`batch_records`)
-and records into output lines (`record_formatter`) are separate functions, so another driver of the scorer
-(beam.py) reuses all three.
+Turning input rows into model input (`inputs.read_rows`) and rows with their probabilities into output text
+(`output_formatter`) are separate functions, so another driver of the scorer (beam.py) reuses both. The text is
+formatted a window at a time, straight from the rows and the probability array: building a record per row and
+encoding it would cost the main thread as much as the model's own work on short texts.
 """
 
 from __future__ import annotations
@@ -67,10 +68,7 @@ class ScoreSummary:
 
 def output_records(rows: Sequence[InputRow], probabilities: np.ndarray, class_names: Sequence[str]) -> Iterator[dict]:
     """One output record per input row; empty rows get no label or probabilities."""
-    # Whole-array argmax and one conversion to Python floats: per-row NumPy calls would cost more than the
-    # model does on short texts.
-    labels = np.argmax(probabilities, axis=1).tolist()
-    for row, probs, label in zip(rows, probabilities.tolist(), labels):
+    for row, probs, label in zip(rows, *_as_lists(probabilities)):
         record: dict[str, Any] = {"source": row.source, "row": row.row}
         if row.id is not None:
             record["id"] = row.id
@@ -95,15 +93,27 @@ def score_rows(
     summary: ScoreSummary | None = None,
     shard: tuple[int, int] | None = None,
 ) -> Iterator[dict]:
-    """Output records for every row of `specs`, in input order, predicted batch by batch.
-
-    Rows are read LENGTH_WINDOW batches (at most WINDOW_CHARS characters) at a time; each window is scored in
-    batches of texts of similar length and its records come out in input order.
+    """Output records (`output_records`) for every row of `specs`, in input order, predicted batch by batch.
 
     Pass a ScoreSummary to have it filled in as rows go by (empty rows skipped with `skip_empty` are
     counted in it too). `shard=(i, n)` scores only the i-th (1-based) of n contiguous, disjoint parts of
     the rows, so that the n parts' outputs, concatenated in order, are the whole output.
     """
+    for rows, probabilities in scored_windows(bundle, specs, batch_size, skip_empty, summary, shard):
+        yield from output_records(rows, probabilities, bundle.class_names)
+
+
+def scored_windows(
+    bundle: Bundle,
+    specs: Sequence[InputSpec],
+    batch_size: int = DEFAULT_BATCH,
+    skip_empty: bool = False,
+    summary: ScoreSummary | None = None,
+    shard: tuple[int, int] | None = None,
+) -> Iterator[tuple[list[InputRow], np.ndarray]]:
+    """The rows of `specs` in input order, LENGTH_WINDOW batches (at most WINDOW_CHARS characters) at a time,
+    each window with its class probabilities (one row each; an empty row's are meaningless), scored in batches
+    of texts of similar length. The arguments are score_rows'."""
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
     summary = summary if summary is not None else ScoreSummary()
@@ -116,11 +126,11 @@ def score_rows(
 
     n_classes = len(bundle.class_names)
 
-    def records(rows: Sequence[InputRow], probabilities: concurrent.futures.Future) -> Iterator[dict]:
-        batch = list(output_records(rows, probabilities.result(), bundle.class_names))
-        summary.scored += sum(not r["empty"] for r in batch)
+    def scored(rows: list[InputRow], probabilities: concurrent.futures.Future) -> tuple[list[InputRow], np.ndarray]:
+        result = probabilities.result()
+        summary.scored += sum(not row.empty for row in rows)
         summary.seconds = time.perf_counter() - start
-        yield from batch
+        return rows, result
 
     def counted_rows() -> Iterator[InputRow]:
         for row in itertools.islice(all_rows(), first, end):
@@ -133,17 +143,17 @@ def score_rows(
             yield row
 
     # The model scores one window in a thread of its own while this thread reads the next window and writes
-    # the records of the one before: TensorFlow releases the GIL while it computes, so reading, the model and
-    # formatting overlap. At most two windows are in flight, so memory stays bounded.
+    # the one before: TensorFlow releases the GIL while it computes, so reading, the model and formatting
+    # overlap. At most two windows are in flight, so memory stays bounded.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="textpipe-score") as model:
         in_flight: collections.deque = collections.deque()
         for rows in _windows(counted_rows(), batch_size * LENGTH_WINDOW, WINDOW_CHARS):
             texts = np.array([row.text for row in rows], dtype=object)
             in_flight.append((rows, model.submit(predict_by_length, bundle.infer, texts, batch_size, n_classes)))
             if len(in_flight) == 2:
-                yield from records(*in_flight.popleft())
+                yield scored(*in_flight.popleft())
         while in_flight:
-            yield from records(*in_flight.popleft())
+            yield scored(*in_flight.popleft())
     summary.seconds = time.perf_counter() - start
 
 
@@ -195,19 +205,17 @@ def score_files(
     specs = resolve_inputs(inputs, input_format, text_column, id_column, encoding)
     check_output_file(output, [spec.path for spec in specs if spec.path != STDIN])
     summary = ScoreSummary()
-    records = score_rows(
-        bundle, specs, batch_size=batch_size, skip_empty=skip_empty, summary=summary, shard=shard
-    )
-    with _output_stream(output) as out, contextlib.closing(records):
-        write = _writer(out, output_format, bundle.class_names, with_id=id_column is not None)
-        written = 0
-        for record in records:
-            write(record)
-            written += 1
-            if progress is not None and written % batch_size == 0:
-                progress(batch_size)
-        if progress is not None and written % batch_size:
-            progress(written % batch_size)
+    windows = scored_windows(bundle, specs, batch_size, skip_empty, summary, shard)
+    header, text = output_formatter(output_format, bundle.class_names, with_id=id_column is not None)
+    with _output_stream(output) as out, contextlib.closing(windows):
+        if header is not None:
+            out.write(header)
+        for rows, probabilities in windows:
+            for start in range(0, len(rows), batch_size):  # written, and reported, batch by batch
+                batch = slice(start, start + batch_size)
+                out.write(text(rows[batch], probabilities[batch]))
+                if progress is not None:
+                    progress(len(rows[batch]))
     return summary
 
 
@@ -217,18 +225,6 @@ def output_format_for(output: str | Path, output_format: str | None = None) -> s
     if output_format not in OUTPUT_FORMATS:
         raise DataError(f"unknown output format {output_format!r}; choose from {', '.join(OUTPUT_FORMATS)}")
     return output_format
-
-
-def batch_records(
-    infer: Callable[[Any], tf.Tensor],
-    texts: np.ndarray,
-    rows: Sequence[InputRow],
-    class_names: Sequence[str],
-    batch_size: int,
-) -> list[dict]:
-    """Records for `rows`, in their order, from the model (`Bundle.infer`) run on their texts (an object array
-    of str or bytes) in batches of at most `batch_size` texts of similar length."""
-    return list(output_records(rows, predict_by_length(infer, texts, batch_size, len(class_names)), class_names))
 
 
 def _windows(rows: Iterable[InputRow], size: int, chars: int) -> Iterator[list[InputRow]]:
@@ -245,43 +241,77 @@ def _windows(rows: Iterable[InputRow], size: int, chars: int) -> Iterator[list[I
         yield window
 
 
-def _writer(out: TextIO, output_format: str, class_names: Sequence[str], with_id: bool) -> Callable[[dict], None]:
-    header, line = record_formatter(output_format, class_names, with_id)
-    if header is not None:
-        out.write(header + "\n")
-    return lambda record: out.write(line(record) + "\n")
-
-
-def record_formatter(
+def output_formatter(
     output_format: str, class_names: Sequence[str], with_id: bool
-) -> tuple[str | None, Callable[[dict], str]]:
-    """The header line (CSV only, else None) and a function from a record to its output line, without the
-    newline: every driver of the scorer writes the same text."""
+) -> tuple[str | None, Callable[[Sequence[InputRow], np.ndarray], str]]:
+    """The header (CSV only, else None) and a function from rows and their class probabilities to the output
+    text of those rows, each line ending in a newline; every driver of the scorer writes the same text.
+
+    A JSON line is `output_records`' record as json.dumps(record, ensure_ascii=False) writes it; a CSV row holds
+    the same fields, with empty cells where a record has null.
+    """
+    class_names = tuple(class_names)
     if output_format == "jsonl":
-        return None, lambda record: json.dumps(record, ensure_ascii=False)
+        return None, _jsonl_formatter(class_names)
     columns = ["source", "row"] + (["id"] if with_id else []) + ["label"]
     columns += [f"p_{name}" for name in class_names] + ["empty", "replaced_bytes"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    no_probabilities = [""] * len(class_names)
 
-    def csv_line(fields: list) -> str:
-        # csv quotes fields that hold commas, quotes or newlines; let it, then drop its line terminator.
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(fields)
-        return buffer.getvalue()[:-1]
-
-    def line(record: dict) -> str:
-        probabilities = record["probabilities"] or {}
-        return csv_line(
-            [record["source"], record["row"]]
-            + ([record["id"]] if with_id else [])
-            + [record["label"] or ""]
-            + [probabilities.get(name, "") for name in class_names]
-            + [int(record["empty"]), int(record["replaced_bytes"])]
+    def fields(row: InputRow, probabilities: list[float], label: int) -> list:
+        empty = row.empty
+        return (
+            [row.source, row.row]
+            + ([row.id if row.id is not None else ""] if with_id else [])
+            + (["", *no_probabilities] if empty else [class_names[label], *probabilities])
+            + [int(empty), int(row.replaced)]
         )
 
-    return csv_line(columns), line
+    def text(rows: Sequence[InputRow], probabilities: np.ndarray) -> str:
+        buffer = io.StringIO()
+        # csv quotes fields that hold commas, quotes or line breaks; floats are written as repr writes them.
+        csv.writer(buffer, lineterminator="\n").writerows(map(fields, rows, *_as_lists(probabilities)))
+        return buffer.getvalue()
+
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(columns)
+    return header.getvalue(), text
+
+
+def _jsonl_formatter(class_names: tuple[str, ...]) -> Callable[[Sequence[InputRow], np.ndarray], str]:
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    labels = [dumps(name) for name in class_names]
+    # One %-template per line: the JSON text of each class name is fixed, its probability is repr of a float, as
+    # in json.dumps. A "%" in a class name is escaped for the template.
+    pairs = ", ".join(f"{dumps(name).replace('%', '%%')}: %r" for name in class_names)
+    scored = '%s, "label": %s, "probabilities": {' + pairs + '}, "empty": false, "replaced_bytes": %s}\n'
+    sources: dict[str, str] = {}
+
+    def start(row: InputRow) -> str:
+        source = sources.get(row.source)
+        if source is None:
+            source = sources[row.source] = f'{{"source": {dumps(row.source)}, "row": '
+        return f"{source}{row.row}" + ("" if row.id is None else f', "id": {dumps(row.id)}')
+
+    def line(row: InputRow, probabilities: list[float], label: int) -> str:
+        flag = "true" if row.replaced else "false"
+        if row.empty:
+            return f'{start(row)}, "label": null, "probabilities": null, "empty": true, "replaced_bytes": {flag}}}\n'
+        return scored % (start(row), labels[label], *probabilities, flag)
+
+    def text(rows: Sequence[InputRow], probabilities: np.ndarray) -> str:
+        if not np.isfinite(probabilities).all():  # json.dumps spells these NaN and Infinity, repr nan and inf
+            return "".join(dumps(record) + "\n" for record in output_records(rows, probabilities, class_names))
+        return "".join(map(line, rows, *_as_lists(probabilities)))
+
+    return text
+
+
+def _as_lists(probabilities: np.ndarray) -> tuple[list[list[float]], list[int]]:
+    """Each row's probabilities as Python floats and its most likely class: one conversion for the whole array,
+    where per-row NumPy calls would cost more than the model does on short texts."""
+    return probabilities.tolist(), np.argmax(probabilities, axis=1).tolist()
 
 
 @contextlib.contextmanager
