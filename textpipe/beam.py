@@ -179,6 +179,7 @@ def score_files_beam(
         model_batch_size=batch_size,
     )
     header, _ = output_formatter(output_format, class_names, id_column is not None)
+    header = None if header is None else header[:-1]  # WriteToText ends the header line, as every other line
 
     started, start = time.time(), time.perf_counter()
     pipeline = beam.Pipeline(options=PipelineOptions([*pipeline_args, *worker_log_args(pipeline_args)]))
@@ -189,7 +190,7 @@ def score_files_beam(
         | "Spread" >> beam.Reshuffle()
         | "Score" >> RunInference(handler)
         | "Format" >> beam.ParDo(FormatRows(output_format, class_names, id_column is not None))
-        | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=suffix, header=header and header[:-1])
+        | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=suffix, header=header)
     )
     try:
         result = pipeline.run()
