@@ -307,3 +307,21 @@ def test_bad_shards(tiny_bundle, mixed_inputs, tmp_path, capsys, saved_bundle):
     assert main(["score", str(saved_bundle), str(mixed_inputs[0]), "-o", str(tmp_path / "o.jsonl"), "--shard", "3/2"]) == 2
     assert main(["score", str(saved_bundle), str(mixed_inputs[0]), "-o", str(tmp_path / "o.jsonl"), "--shard", "x"]) == 2
     assert "I/N" in capsys.readouterr().err
+
+
+def test_scoring_keeps_older_objects_out_of_full_collections_and_then_lets_them_go(tiny_bundle, mixed_inputs, tmp_path):
+    import gc
+
+    paths = [str(p) for p in mixed_inputs]
+    frozen_while_scoring = []
+    score_files(tiny_bundle, paths, tmp_path / "out.jsonl", progress=lambda n: frozen_while_scoring.append(
+        gc.get_freeze_count()))
+    assert frozen_while_scoring and min(frozen_while_scoring) > 1000  # TensorFlow's objects, at least
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a program that freezes objects itself keeps exactly its own choice
+    try:
+        already = gc.get_freeze_count()
+        score_files(tiny_bundle, paths, tmp_path / "out.jsonl")
+        assert 0 < gc.get_freeze_count() <= already  # neither unfrozen nor grown (freed ones leave it)
+    finally:
+        gc.unfreeze()

@@ -2,7 +2,7 @@
 
 Rows are read in windows of a few batches. The model scores a window in batches of texts of similar length
 (each only as wide as its longest text) in a thread of its own, while the next window is read and the previous
-one's records are written in input order. Messy input is counted, never dropped silently: rows with replaced
+one's lines are written in input order. Messy input is counted, never dropped silently: rows with replaced
 bytes are flagged; empty rows are kept without a prediction, or skipped and counted.
 
 Turning input rows into model input (`inputs.read_rows`) and rows with their probabilities into output text
@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import csv
 import dataclasses
+import gc
 import io
 import itertools
 import json
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
-import tensorflow as tf
 
 from textpipe.atomic import atomic_file
 from textpipe.bundle import Bundle, predict_by_length
@@ -145,7 +145,9 @@ def scored_windows(
     # The model scores one window in a thread of its own while this thread reads the next window and writes
     # the one before: TensorFlow releases the GIL while it computes, so reading, the model and formatting
     # overlap. At most two windows are in flight, so memory stays bounded.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="textpipe-score") as model:
+    # Stopped early (an error, Ctrl-C), the window not yet started is dropped, not scored first.
+    model = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="textpipe-score")
+    try:
         in_flight: collections.deque = collections.deque()
         for rows in _windows(counted_rows(), batch_size * LENGTH_WINDOW, WINDOW_CHARS):
             texts = np.array([row.text for row in rows], dtype=object)
@@ -154,7 +156,28 @@ def scored_windows(
                 yield scored(*in_flight.popleft())
         while in_flight:
             yield scored(*in_flight.popleft())
+    finally:
+        model.shutdown(cancel_futures=True)
     summary.seconds = time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist on entry out of the garbage collector's full passes until exit.
+
+    Scoring makes a few objects per row, enough to set off a full pass now and then, and each pass walks every
+    object in the process: with TensorFlow and a model loaded, several hundred thousand, about 0.2 s a pass,
+    during which no thread runs Python. Frozen objects are collected as usual once unfrozen. Process-wide, so
+    score_files holds it only while it writes; a program that froze objects before is left to its own choice.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    try:
+        gc.freeze()
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def shard_bounds(specs: Sequence[InputSpec], shard: tuple[int, int]) -> tuple[int, int]:
@@ -207,7 +230,7 @@ def score_files(
     summary = ScoreSummary()
     windows = scored_windows(bundle, specs, batch_size, skip_empty, summary, shard)
     header, text = output_formatter(output_format, bundle.class_names, with_id=id_column is not None)
-    with _output_stream(output) as out, contextlib.closing(windows):
+    with _output_stream(output) as out, contextlib.closing(windows), _older_objects_frozen():
         if header is not None:
             out.write(header)
         for rows, probabilities in windows:
@@ -248,7 +271,7 @@ def output_formatter(
     text of those rows, each line ending in a newline; every driver of the scorer writes the same text.
 
     A JSON line is `output_records`' record as json.dumps(record, ensure_ascii=False) writes it; a CSV row holds
-    the same fields, with empty cells where a record has null.
+    the same fields, with empty cells where a record has null or no id.
     """
     class_names = tuple(class_names)
     if output_format == "jsonl":
