@@ -40,7 +40,7 @@ OUTPUT_FORMATS = ("jsonl", "csv")
 DEFAULT_BATCH = 512
 # Rows are read in windows of this many batches and batched by length within each window: the model's cost
 # follows the texts' real lengths, and memory stays bounded by one window. The wider the window, the closer
-# the texts of a batch are in length: 32 batches score 12% more SST-2 sentences per second than 8 do, on a
+# the texts of a batch are in length: 32 batches score about 11% more SST-2 sentences per second than 8 do, on a
 # file of 200,000 (BENCHMARKS.md, 2026-12-05).
 LENGTH_WINDOW = 32
 # ... and at most this many characters of text, so that a window of long documents stays a few MB.
