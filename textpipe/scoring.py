@@ -235,10 +235,10 @@ def score_files(
             out.write(header)
         for rows, probabilities in windows:
             for start in range(0, len(rows), batch_size):  # written, and reported, batch by batch
-                batch = slice(start, start + batch_size)
-                out.write(text(rows[batch], probabilities[batch]))
+                batch = rows[start : start + batch_size]
+                out.write(text(batch, probabilities[start : start + batch_size]))
                 if progress is not None:
-                    progress(len(rows[batch]))
+                    progress(len(batch))
     return summary
 
 
