@@ -22,7 +22,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The reference model's numbers.
     # A setting given per model ({model: value}) takes the value of the model trained. Averaging the weights
     # (--average-weights) left the conv1d model level (within 0.1) or up to 1.7 points higher on all seven
-    # dataset sizes of the benchmark, with a narrower spread over seeds on four; the lstm's results were mixed
+    # dataset sizes of the benchmark, with a narrower spread over seeds on three; the lstm's results were mixed
     # (one of three lower), so it trains as the reference did (README, Results).
     "seed": {"vocab_size": 1024, "sequence_length": 64, "batch_size": 16, "epochs": 10, "lstm_pooling": "last",
              "ngrams": False, "average_weights": {"lstm": False, "conv1d": True}},
