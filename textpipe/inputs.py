@@ -13,6 +13,9 @@ A line of a plain-text or JSON Lines input ends at "\n" (a "\r" just before it b
 CSV/TSV records follow the csv module (a quoted field may hold line breaks of any kind); a quoted field that is
 still open at the end of the file is an error naming the row and line where it opened, where the csv module
 would silently read the rest of the file as that one field.
+
+An input that is clearly not text (compressed, columnar, UTF-16 read as UTF-8; see `_check_text_file`) is
+refused before any work, where reading it as lines would give garbage predictions and exit 0.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from textpipe.errors import ConfigError, DataError, one_line
 STDIN = "-"
 INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+_WHAT_INPUTS_ARE = "inputs are plain text, CSV, TSV or JSON Lines"
 # The csv module refuses fields over 128 KiB by default; a long document in one cell is legitimate input.
 csv.field_size_limit(2**31 - 1)
 
@@ -83,17 +87,136 @@ def resolve_inputs(
     if sum(p == STDIN for p in paths) > 1:
         raise DataError("standard input ('-') can be read only once")
     specs = []
-    for path in expand_patterns(paths):
-        if path != STDIN and not Path(path).is_file():
-            raise DataError(f"input file not found: {path}")
-        fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
-        if fmt == "text" and id_column is not None:
-            raise DataError(f"--id-column needs CSV/TSV or JSON Lines input; {path} is read as plain text")
-        spec = InputSpec(path, fmt, text_column, id_column, encoding)
-        if fmt in ("csv", "tsv") and path != STDIN:
-            spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
-        specs.append(spec)
+    with _printable_errors():
+        for path in expand_patterns(paths):
+            if path != STDIN:
+                _check_regular_file(path)
+                # An explicit --input-format overrides the name, as it does for the format; the bytes still count.
+                _check_text_file(path, encoding, by_name=input_format is None)
+            fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
+            where = "standard input ('-')" if path == STDIN else path
+            for flag, column in (("--text-column", text_column), ("--id-column", id_column)):
+                if fmt == "text" and column is not None:
+                    raise DataError(f"{flag} needs CSV/TSV or JSON Lines input; {where} is read as plain text")
+            spec = InputSpec(path, fmt, text_column, id_column, encoding)
+            if fmt in ("csv", "tsv") and path != STDIN:
+                spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
+            specs.append(spec)
     return specs
+
+
+def _check_regular_file(path: str) -> None:
+    if Path(path).is_file():
+        return
+    if Path(path).is_dir():
+        pattern = str(Path(path) / "*.txt")
+        raise DataError(f"input {path} is a folder, not a file; to read the files in it give a pattern, e.g. "
+                        f"'{pattern}'")
+    if Path(path).exists():
+        raise DataError(f"input {path} is not a regular file; to read a stream give '-' and pipe it in")
+    raise DataError(f"input file not found: {path}")
+
+
+# Bytes a file starts with that say it is not text, what it is then, and whether it is packed (compressed or an
+# archive) and could be unpacked into text. Checked only for UTF-8 input: in another named encoding (UTF-16
+# above all) the same bytes can be characters.
+_SIGNATURES = (
+    (re.compile(rb"\x1f\x8b"), "gzip-compressed", True),
+    (re.compile(rb"BZh[1-9]1AY&SY"), "bzip2-compressed", True),
+    (re.compile(rb"\xfd7zXZ\x00"), "xz-compressed", True),
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd-compressed", True),
+    (re.compile(rb"PK\x03\x04|PK\x05\x06"), "a ZIP archive", True),
+    (re.compile(rb"7z\xbc\xaf\x27\x1c"), "a 7-Zip archive", True),
+    (re.compile(rb"PAR1"), "a Parquet file", False),
+    (re.compile(rb"ARROW1"), "an Arrow file", False),
+    (re.compile(rb"FEA1"), "a Feather file", False),
+    (re.compile(rb"\x93NUMPY"), "a NumPy array file", False),
+    (re.compile(rb"\x80[\x02-\x05]"), "a Python pickle", False),  # protocols 0 and 1 are known by name only
+    (re.compile(rb"\x89HDF\r\n\x1a\n"), "an HDF5 file", False),
+    (re.compile(rb"SQLite format 3\x00"), "an SQLite database", False),
+    (re.compile(rb"%PDF-"), "a PDF document", False),
+)
+_PACKED_SUFFIXES = frozenset({".gz", ".tgz", ".bz2", ".xz", ".lzma", ".zst", ".lz4", ".zip", ".7z", ".tar"})
+# Names of files that are not text whatever their first bytes say (too few to tell, or read in a named encoding).
+_BINARY_SUFFIXES = _PACKED_SUFFIXES | frozenset({
+    ".parquet", ".arrow", ".feather", ".orc", ".avro", ".pkl", ".pickle", ".npy", ".npz", ".h5", ".hdf5",
+    ".tfrecord", ".xlsx", ".xls", ".db", ".sqlite", ".pdf",
+})
+_SNIFF_BYTES = 4096
+
+
+def _check_text_file(path: str, encoding: str | None, *, by_name: bool) -> None:
+    """Raise DataError when the file at `path` is clearly not text: its name has a compressed or columnar
+    suffix (when `by_name`), or, read as UTF-8 (`encoding` None), its first bytes are a compressed or columnar
+    format's signature or UTF-16/UTF-32 text. NUL bytes alone are not enough: a UTF-8 text may hold NUL
+    characters, and the readers keep them."""
+    suffix = Path(path).suffix.lower()
+    if by_name and suffix in _BINARY_SUFFIXES:
+        hint = _unpack_hint(suffix in _PACKED_SUFFIXES)
+        raise DataError(f"{path} is not text (a {suffix} file); {_WHAT_INPUTS_ARE}{hint}")
+    if encoding is not None:
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or one_line(e)}") from None
+    # A signature counts only in bytes that are not UTF-8 text of their own: a text may start with "PAR1".
+    if b"\x00" in head or not _utf8_prefix(head):
+        for signature, what, packed in _SIGNATURES:
+            if signature.match(head):
+                raise DataError(f"{path} is {what}, not text; {_WHAT_INPUTS_ARE}{_unpack_hint(packed)}")
+    utf, claim, why = _utf16_or_32(head)
+    if utf is not None:
+        raise DataError(f"{path} {claim} {utf.upper()}, not UTF-8 ({why}); name its encoding with --encoding {utf}")
+
+
+def _utf8_prefix(head: bytes) -> bool:
+    """`head` is the start of a UTF-8 text (a character cut at its end included)."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _unpack_hint(packed: bool) -> str:
+    return " (unpack it first, or pipe it in as '-')" if packed else ""
+
+
+def _utf16_or_32(head: bytes) -> tuple[str | None, str, str]:
+    """The encoding `head` is in when it is UTF-16 or UTF-32 rather than UTF-8, how sure that is, and why: a
+    byte-order mark (FF FE and FE FF are never UTF-8), or NUL bytes in every other byte and only there, as in
+    UTF-16 text of mostly Latin letters. The latter also needs Latin letters in the decoded text, so UTF-8 lines
+    of NUL characters are not taken for UTF-16."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32", "is", "it starts with a UTF-32 byte-order mark"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", "is", "it starts with a UTF-16 byte-order mark"
+    pairs = len(head) // 2
+    even, odd = head[0 : 2 * pairs : 2].count(0), head[1 : 2 * pairs : 2].count(0)
+    for nuls, others, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if nuls >= max(4, pairs // 4) and others * 8 <= nuls:
+            letters = sum(c.isascii() and c.isalpha() for c in head[: 2 * pairs].decode(codec, errors="replace"))
+            if letters >= 4:
+                return codec, "looks like", "every other byte is NUL"
+    return None, "", ""
+
+
+# Control characters and line breaks: a column name read from a file may hold them, and an error is one line.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@contextlib.contextmanager
+def _printable_errors() -> Iterator[None]:
+    """DataErrors raised inside with control characters written as escapes (\\x00), never raw."""
+    try:
+        yield
+    except DataError as e:
+        message = str(e)
+        if not _UNPRINTABLE.search(message):
+            raise
+        raise DataError(_UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], message)) from None
 
 
 # The characters that make an input path a glob pattern.
@@ -117,7 +240,7 @@ def expand_patterns(paths: Sequence[str]) -> list[str]:
 
 def read_rows(spec: InputSpec) -> Iterator[InputRow]:
     """The rows of one input, in order, decoded with replacement of undecodable bytes."""
-    with _open_binary(spec.path, spec.encoding) as raw:
+    with _open_binary(spec.path, spec.encoding) as raw, _printable_errors():
         if spec.format == "text":
             rows = _text_rows(spec, raw)
         elif spec.format == "jsonl":
