@@ -12,9 +12,13 @@ the typo they almost always are, rather than trained as two classes.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import csv
 import dataclasses
+import json
+import logging
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import datasets
 import numpy as np
@@ -93,7 +97,10 @@ def load_labeled_data(
             f"the {train_name} split of {name} has only one class ({only!r}); a classifier needs two or more"
         )
 
-    val_name = next((s for s in VALIDATION_SPLITS if s in raw and s != train_name), None)
+    val_names = [s for s in VALIDATION_SPLITS if s in raw and s != train_name]
+    if len(val_names) > 1:
+        _refuse_local_validation_splits(source, val_names)
+    val_name = val_names[0] if val_names else None
     if val_name is not None:
         validation = _to_split(raw[val_name], val_name, text_col, label_col, class_names, name, label_ids)
     else:
@@ -182,6 +189,24 @@ def _named_classes(
     return label_names
 
 
+def _refuse_local_validation_splits(source: str | Path | None, splits: Sequence[str]) -> None:
+    """Refuses a local folder with files for two of the validation aliases (validation.csv, dev.csv): which one
+    is meant cannot be told. A Hub dataset keeps the first in VALIDATION_SPLITS, as its files cannot be changed."""
+    folder = resolve_source(source)
+    if not isinstance(folder, Path):
+        return
+    files = _split_files(folder)
+    names = sorted(files[s].name for s in splits)
+    raise DataError(
+        f"{folder} has {_count(len(names))} validation splits: {', '.join(names)}; keep one "
+        f"({', '.join(VALIDATION_SPLITS[:-1])} and {VALIDATION_SPLITS[-1]} all name the validation split)"
+    )
+
+
+def _count(n: int) -> str:
+    return {2: "two", 3: "three", 4: "four"}.get(n, str(n))
+
+
 def describe_source(source: str | Path | None, subset: str | None = None) -> str:
     if source is None:
         return "the built-in sample dataset"
@@ -201,7 +226,7 @@ def _load_local(path: Path, encoding: str | None = None) -> datasets.DatasetDict
     if path.is_file():
         files = {"train": path}
     else:
-        files = {f.stem: f for f in sorted(path.iterdir()) if f.suffix.lower() in FILE_FORMATS}
+        files = _split_files(path)
         if not files:
             raise DataError(
                 f"folder {path} has no data files; expected one file per split such as train.csv "
@@ -230,12 +255,111 @@ def _load_local(path: Path, encoding: str | None = None) -> datasets.DatasetDict
         # pyarrow's JSON reader takes invalid UTF-8 into string columns unchecked; it would fail later, rowless.
         _refuse_undecodable(files.values(), encoding)
     try:
-        return datasets.load_dataset(
-            builder, data_files={split: str(f) for split, f in files.items()}, **kwargs
-        )
+        with _reader_failures_unlogged():
+            return datasets.load_dataset(
+                builder, data_files={split: str(f) for split, f in files.items()}, **kwargs
+            )
     except Exception as e:  # pyarrow/pandas parse errors come in many types
         _refuse_undecodable(files.values(), encoding)
+        _refuse_malformed(files.values(), encoding, kwargs.get("delimiter", ","))
         raise DataError(f"could not read {path}: {one_line(_root_cause(e))}") from None
+
+
+def _split_files(folder: Path) -> dict[str, Path]:
+    """The data file of each split in `folder`, by file name without suffix. Two files for one split (train.csv
+    and train.jsonl) are refused: reading either would silently leave out the other."""
+    found: dict[str, list[Path]] = {}
+    for f in sorted(folder.iterdir()):
+        if f.suffix.lower() in FILE_FORMATS:
+            found.setdefault(f.stem, []).append(f)
+    for split, group in found.items():
+        if len(group) > 1:
+            raise DataError(
+                f"{folder} has {_count(len(group))} files for split {split}: {', '.join(f.name for f in group)}; "
+                "keep one"
+            )
+    return {split: group[0] for split, group in found.items()}
+
+
+@contextlib.contextmanager
+def _reader_failures_unlogged() -> Iterator[None]:
+    """`datasets` logs a reader's failure as an error ("Failed to read file ...") before raising it; the raised
+    error becomes textpipe's one-line message, which the log line would only precede, less clearly."""
+    logger = logging.getLogger("datasets")
+    saved = logger.level
+    logger.setLevel(max(logging.CRITICAL, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+def _refuse_malformed(files: Iterable[Path], encoding: str | None, delimiter: str) -> None:
+    """A DataError naming the first line of a file that is not valid JSON (JSON files) or that has more fields
+    than the header (CSV/TSV), if there is one: the readers' own messages name a byte position or no file."""
+    for file in files:
+        suffix = file.suffix.lower()
+        try:
+            if suffix in (".json", ".jsonl"):
+                problem = _first_bad_json_line(file.read_text(encoding=encoding or "utf-8"))
+            elif suffix in (".csv", ".tsv"):
+                problem = _first_long_csv_row(file, encoding, delimiter)
+            else:
+                problem = None
+        except (UnicodeError, csv.Error):  # reported by the reader's message instead
+            problem = None
+        if problem is not None:
+            raise DataError(f"could not read {file}: {problem}")
+
+
+def _first_bad_json_line(text: str) -> str | None:
+    """What is wrong with the first bad line of a JSON Lines text, or of a JSON document (one that spans lines,
+    such as a pretty-printed array); None when the text parses."""
+    lines = text.split("\n")
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        return None
+    try:
+        json.loads(text)
+        return None
+    except json.JSONDecodeError as e:
+        document_error = e
+    try:
+        json.loads(first)
+    except json.JSONDecodeError:
+        # The first line is not a value of its own: a document, whose parser error has the line.
+        e = document_error
+        return f"line {e.lineno} is not valid JSON ({e.msg} at column {e.colno})"
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            return f"line {number} is not valid JSON ({e.msg} at column {e.colno})"
+        if not isinstance(value, dict):
+            return f"line {number} is not a JSON object; JSON Lines files hold one object per line"
+    return None
+
+
+def _first_long_csv_row(file: Path, encoding: str | None, delimiter: str) -> str | None:
+    """What is wrong with the first row that has more fields than the header (the reader refuses it; fewer
+    fields are read as missing values), with the line it starts on; None when there is none."""
+    with file.open(encoding=encoding or "utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return None
+        start = reader.line_num + 1
+        for row in reader:
+            if len(row) > len(header):
+                separator = "tab" if delimiter == "\t" else "comma"
+                return (
+                    f"line {start} has {len(row)} fields, the header {len(header)}; put a field that holds a "
+                    f"{separator} in double quotes"
+                )
+            start = reader.line_num + 1
+    return None
 
 
 def _refuse_undecodable(files: Iterable[Path], encoding: str | None) -> None:
