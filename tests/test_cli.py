@@ -33,13 +33,14 @@ def write_reviews(folder, n_train=300):
     return folder
 
 
-def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys):
+def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys, monkeypatch):
     data = write_reviews(tmp_path / "reviews")
     settings = tmp_path / "settings.toml"
     settings.write_text("vocab_size = 64\nsequence_length = 16\nembedding_dim = 16\nlstm_units = 16\nepochs = 2\n")
     out_dir = tmp_path / "bundle"
+    monkeypatch.chdir(tmp_path)
     status, out, err = run(
-        capsys, "train", "--dataset", data, "--config", settings, "--epochs", 6, "--batch-size", 16,
+        capsys, "train", "--dataset", "reviews", "--config", settings, "--epochs", 6, "--batch-size", 16,
         "--output", out_dir, "--seed", 3, "--log-dir", tmp_path / "logs",
     )
     assert status == 0, err
@@ -51,8 +52,16 @@ def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys):
     assert bundle.config.vocab_size == 64  # the file beat the default
     assert len(bundle.history["loss"]) == 6
     assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))  # TensorBoard logs
+    assert bundle.config.dataset == str(data)  # the relative path given, recorded absolute
 
-    status, out, err = run(capsys, "evaluate", out_dir, "--json")  # defaults to the training data's test split
+    # Defaults to the training data's test split, read from wherever evaluate runs: here a folder with a
+    # different reviews/ in it, which must not be read instead.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_reviews(elsewhere / "reviews", n_train=20)
+    (elsewhere / "reviews" / "test.csv").write_text("review,sentiment\nthe film,good\n")
+    monkeypatch.chdir(elsewhere)
+    status, out, err = run(capsys, "evaluate", out_dir, "--json")
     assert status == 0, err
     result = json.loads(out)
     assert result["n"] == 60
@@ -66,6 +75,12 @@ def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys):
     assert status == 0, err
     labels = [line.split("\t")[0] for line in out.splitlines()]
     assert labels == ["good", "bad"]
+
+    # A tab or a line break in a text stays inside its one field of its one line.
+    status, out, err = run(capsys, "predict", out_dir, "lovely\tfilm", "a dreadful\nshow", "c:\\new")
+    assert status == 0, err
+    assert [line.split("\t")[2] for line in out.splitlines()] == ["lovely\\tfilm", "a dreadful\\nshow", "c:\\\\new"]
+    assert [len(line.split("\t")) for line in out.splitlines()] == [3, 3, 3]
 
 
 @pytest.mark.parametrize(

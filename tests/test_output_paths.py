@@ -42,6 +42,20 @@ def test_score_refuses_to_write_over_its_input(saved_bundle, inputs, tmp_path, c
     assert status == 2 and inputs.read_text() == "good\nbad\n"
 
 
+def test_score_refuses_to_write_into_the_bundle(saved_bundle, inputs, tmp_path, capsys):
+    model = Path(saved_bundle) / "model.keras"
+    before = model.read_bytes()
+    for output in (model, Path(saved_bundle) / "predictions.jsonl"):
+        status, err = run(capsys, "score", saved_bundle, inputs, "--output", output)
+        assert status == 2 and err.count("\n") == 1 and "is inside the model bundle" in err
+    assert model.read_bytes() == before and not (Path(saved_bundle) / "predictions.jsonl").exists()
+    # Through a link to the bundle's folder too.
+    (tmp_path / "alias").symlink_to(saved_bundle)
+    with pytest.raises(PathError, match="inside the model bundle"):
+        check_output_file(tmp_path / "alias" / "p.jsonl", bundle=saved_bundle)
+    check_output_file(tmp_path / "p.jsonl", bundle=saved_bundle)  # beside it is fine
+
+
 def test_special_files_are_not_replaced(saved_bundle, inputs, tmp_path, capsys):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -72,6 +86,16 @@ def test_unusable_paths_fail_before_any_work_with_status_2(argv, message, saved_
     status, err = run(capsys, *argv, *(["--epochs", "1"] if argv[0] == "train" else []))
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "model").exists()
+
+
+def test_paths_the_system_refuses_fail_before_training(saved_bundle, inputs, tmp_path, capsys):
+    # /proc passes the permission check as root but takes no new files; a 300-byte name is past NAME_MAX.
+    for output, message in [("/proc/textpipe-model", "/proc takes no new files"),
+                            (tmp_path / ("m" * 300), "File name too long")]:
+        status, err = run(capsys, "train", "--output", output, "--epochs", "1")
+        assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    status, err = run(capsys, "score", saved_bundle, inputs, "--output", tmp_path / ("p" * 300))
+    assert status == 2 and "File name too long" in err and len(err.strip().splitlines()) == 1
 
 
 def test_path_checks():

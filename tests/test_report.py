@@ -261,7 +261,8 @@ def test_report_command(saved_bundle, tmp_path, capsys, no_datasets_bars):
         (["report", "{bundle}", "-o", "-"], "the report is an HTML file"),
         (["report", "{bundle}", "-o", "{tmp}/r.html", "--mistakes", "-2"], "--mistakes must be 0 or more"),
         (["report", "{bundle}", "-o", "{tmp}/r.html", "--split", "nope"], "no split 'nope'"),
-        (["report", "{bundle}", "-o", "{bundle}/model.keras"], "model.keras is also an input"),
+        (["report", "{bundle}", "-o", "{bundle}/model.keras"], "is inside the model bundle"),
+        (["report", "{bundle}", "-o", "{bundle}/report.html"], "is inside the model bundle"),
     ],
 )
 def test_report_command_bad_input(saved_bundle, tmp_path, capsys, argv, message):

@@ -200,6 +200,17 @@ def test_dry_run_with_an_unusable_warm_start_records_why_and_changes_nothing(his
     assert snapshot(production) == before and rt.list_versions(production) == versions
 
 
+def test_a_dry_run_exits_with_the_decision_it_would_make(history, tmp_path, capsys):
+    root, _ = copy_root(history, tmp_path)
+    promotion = {"production": "models/fresh", "metric": "accuracy", "margin": 0.002, "keep": 5}
+    config = write_toml(root / "fresh.toml", promotion=promotion)
+    capsys.readouterr()
+    status, report = run_and_report(root / "models" / "fresh", "--config", config, "--dry-run")
+    assert status == 0 and report["decision"] == "dry run" and report["would_promote"] is True
+    assert "dry run, would promote: no production bundle" in capsys.readouterr().out
+    assert not (root / "models" / "fresh").exists()
+
+
 def test_rollback_restores_the_previous_versions_predictions(history, tmp_path):
     root, production = copy_root(history, tmp_path)
     status, report = run_and_report(production, "--config", root / "strong.toml", "--rollback")

@@ -40,6 +40,7 @@ from textpipe.quiet import imported_silently_in_workers, quiet_workers
 with imported_silently_in_workers():  # Beam's worker processes import textpipe, and with it TensorFlow, here
     from textpipe.bundle import load_bundle, predict_by_length
 from textpipe.inputs import STDIN, InputRow, InputSpec, read_rows, resolve_inputs
+from textpipe.paths import check_outside_bundle
 from textpipe.scoring import (
     DEFAULT_BATCH,
     ScoreSummary,
@@ -169,6 +170,8 @@ def score_files_beam(
     specs = resolve_inputs(inputs, input_format, text_column, id_column, encoding)
     if any(spec.path == STDIN for spec in specs):
         raise DataError("a pipeline cannot read standard input; give input files or glob patterns")
+    if "://" not in output:
+        check_outside_bundle(output, bundle_path)
     # Resolve a link (retraining promotes by switching one) once, here: every worker loads the same version.
     bundle_path = Path(bundle_path).resolve()
     class_names = load_bundle(bundle_path).class_names

@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE.toml",
                         help="[data], [model] and [promotion] settings; relative paths are read from its folder")
-    parser.add_argument("--dry-run", action="store_true", help="train and judge, but never promote (exit 3)")
+    parser.add_argument("--dry-run", action="store_true", help="train and judge, but never promote (exit 0 if it would promote, 3 if not)")
     parser.add_argument("--warm-start", action="store_true",
                         help="start from production's weights; falls back to a fresh start when they do not fit")
     parser.add_argument("--rollback", action="store_true", help="make the previous version production again")

@@ -170,17 +170,15 @@ def describe_evaluation_source(args: argparse.Namespace, bundle) -> str:
 def run_report(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from textpipe.bundle_files import META_FILE, MODEL_FILE
     from textpipe.errors import ConfigError, PathError
     from textpipe.paths import check_output_file
 
     check_evaluation_arguments(args)
     if args.output == "-":
         raise PathError("the report is an HTML file with its images inside: name it, e.g. --output report.html")
-    # Never over the bundle's files or the data it reads (named, or the bundle's own when not).
-    bundle_files = [Path(args.bundle) / name for name in (META_FILE, MODEL_FILE)]
+    # Never into the bundle or over the data it reads (named, or the bundle's own when not).
     data = [args.dataset] if args.dataset is not None else _trained_on(args.bundle)
-    check_output_file(args.output, [*bundle_files, *data], what="report")
+    check_output_file(args.output, data, what="report", bundle=args.bundle)
     if args.mistakes < 0:
         raise ConfigError(f"--mistakes must be 0 or more, got {args.mistakes}")
     from textpipe.bundle import load_bundle
@@ -238,7 +236,7 @@ def run_explain(args: argparse.Namespace) -> int:
         elif args.json:
             print(json.dumps(explanation.to_dict(top)))
         else:
-            print(f"{explanation.predicted}\t{explanation.probability:.4f}\t{explanation.text}")
+            print(f"{explanation.predicted}\t{explanation.probability:.4f}\t{one_field(explanation.text)}")
             for word in explanation.words[:top]:
                 print(f"  {word.contribution:+.4f}\t{word.word}")
     return 0
@@ -265,11 +263,20 @@ def run_predict(args: argparse.Namespace) -> int:
     for number, (text, row) in enumerate(zip(texts, probabilities), 1):
         if not text.strip():  # as score does: an empty text gets no label
             print(f"textpipe: text {number} is empty: no prediction", file=sys.stderr)
-            print(f"-\t-\t{text}")
+            print(f"-\t-\t{one_field(text)}")
             continue
         best = int(row.argmax())
-        print(f"{bundle.class_names[best]}\t{row[best]:.4f}\t{text}")
+        print(f"{bundle.class_names[best]}\t{row[best]:.4f}\t{one_field(text)}")
     return 0
+
+
+_FIELD_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def one_field(text: str) -> str:
+    r"""`text` as one tab-separated field on one line: backslashes, tabs and line breaks escaped as \\, \t, \n
+    and \r, so a text with a tab or a line break in it cannot add fields or lines to the output."""
+    return text.translate(_FIELD_ESCAPES)
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -284,7 +291,7 @@ def run_score(args: argparse.Namespace) -> int:
     # Fail before loading the model, and before importing TensorFlow.
     check_bundle_folder(args.bundle)
     specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column, args.encoding)
-    check_output_file(args.output, [spec.path for spec in specs if spec.path != STDIN])
+    check_output_file(args.output, [spec.path for spec in specs if spec.path != STDIN], bundle=args.bundle)
     from textpipe.bundle import load_bundle
     from textpipe.scoring import parse_shard, score_files
 
@@ -366,7 +373,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_retrain(args: argparse.Namespace) -> int:
-    """Retrain or roll back; prints the outcome, returns 0 promoted/rolled back, 3 kept, 2 bad input, 1 other."""
+    """Retrain or roll back; prints the outcome, returns 0 promoted/rolled back (or would be, on a dry run),
+    3 kept, 2 bad input, 1 other."""
     from textpipe.paths import check_output_dir, check_output_file
     from textpipe.production import ProductionLocked, default_report_path, new_run_id
     from textpipe.retrain import load_settings, retrain, rollback
@@ -409,8 +417,12 @@ def run_retrain(args: argparse.Namespace) -> int:
             absent = "not comparable" if report["production"]["found"] else "none"
             print(f"{metric}: candidate {new[metric]:.4f}, production {f'{old[metric]:.4f}' if old else absent}")
         version = f" {'to' if args.rollback else 'as'} {report['version']}" if report.get("version") else ""
-        print(f"{report['decision']}{version}: {report['reason']}")
-        status = 0 if report["decision"] in ("promoted", "rolled back") else 3
+        decision = report["decision"]
+        if decision == "dry run":
+            decision += ", would promote" if report["would_promote"] else ", would keep production"
+        print(f"{decision}{version}: {report['reason']}")
+        # A dry run's status is the decision it would have made, so a script can act on it.
+        status = 0 if report["decision"] in ("promoted", "rolled back") or report.get("would_promote") else 3
         if "report_error" in report:
             print(f"retrain: warning: {report['report_error']}", file=sys.stderr)
     if report_path.is_file():

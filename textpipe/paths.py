@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -18,14 +19,18 @@ from textpipe.errors import PathError
 STDOUT = "-"
 
 
-def check_output_file(path: str | Path, inputs: Iterable[str | Path] = (), *, what: str = "output") -> None:
+def check_output_file(
+    path: str | Path, inputs: Iterable[str | Path] = (), *, what: str = "output", bundle: str | Path | None = None
+) -> None:
     """`path` can be written as a file: absent or a regular file (or "-", or the null device), not one of
-    `inputs`, in a folder that exists or can be made."""
+    `inputs`, not inside the model `bundle` folder the command reads, in a folder that exists or can be made."""
     if str(path) == STDOUT:
         return
     path = Path(path)
     if is_null_device(path):
         return
+    if bundle is not None:
+        check_outside_bundle(path, bundle, what=what)
     kind = _kind(path)
     if kind == "folder":
         raise PathError(f"{what} {path} is a folder; name a file to write")
@@ -75,6 +80,14 @@ def _check_parent(path: Path, what: str) -> None:
         raise PathError(f"cannot write {what} {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise PathError(f"cannot write {what} {path}: no permission to write in {parent}")
+    # Permission bits do not tell everything (a read-only or virtual file system such as /proc, a full
+    # quota): create and remove a file there, so the run fails now and not when it saves.
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".textpipe-probe-", dir=parent)
+    except OSError as e:
+        raise PathError(f"cannot write {what} {path}: {parent} takes no new files ({e.strerror})") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def _kind(path: Path) -> str | None:
@@ -86,6 +99,8 @@ def _kind(path: Path) -> str | None:
         return None
     except NotADirectoryError:
         return None  # a file in the way above it is reported by _check_parent
+    except OSError as e:  # a name too long, a loop of links, ...
+        raise PathError(f"cannot use {path}: {e.strerror}") from None
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISDIR(mode):
@@ -102,6 +117,14 @@ def is_null_device(path: str | Path) -> bool:
         return os.path.samefile(path, os.devnull)
     except OSError:
         return False
+
+
+def check_outside_bundle(path: str | Path, bundle: str | Path, *, what: str = "output") -> None:
+    """`path` is not in the model `bundle` folder a command reads: a file written there would replace the
+    bundle's own files, or be taken for one of them."""
+    resolved, folder = Path(os.path.realpath(path)), Path(os.path.realpath(bundle))
+    if resolved == folder or folder in resolved.parents:
+        raise PathError(f"{what} {path} is inside the model bundle {bundle}; write it elsewhere")
 
 
 def _same_file(a: Path, b: Path) -> bool:

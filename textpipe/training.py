@@ -47,6 +47,14 @@ def deterministic_ops():
         _tf_config.disable_op_determinism()
 
 
+def _with_absolute_dataset(config: Config) -> Config:
+    """`config` with a local dataset named by its absolute path: the bundle records it, and `evaluate` or
+    `report` without --dataset must read the same files from whatever folder they run in."""
+    if config.dataset is None or not os.path.exists(os.path.expanduser(config.dataset)):
+        return config  # the shipped sample, or a Hub id
+    return dataclasses.replace(config, dataset=os.path.abspath(os.path.expanduser(config.dataset)))
+
+
 @deterministic_ops()
 def train(
     config: Config,
@@ -67,6 +75,7 @@ def train(
     """
     # Settings left to the data ("auto") are chosen here, from the training texts, and saved with the bundle.
     config = resolve_auto(config, data.train.texts, warm_start)
+    config = _with_absolute_dataset(config)
     if config.model == "lstm" and config.uses_word_vectors:
         config = dataclasses.replace(config, embedding_dim=config.word_vector_dim)  # it starts from the table
     check_training_paths(config, output=False)  # saving is the caller's: save_bundle checks its own folder
