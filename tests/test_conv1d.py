@@ -176,6 +176,9 @@ def test_neighbors_and_similarity_commands(saved_bundle, capsys):
     assert len(rows) == 4 and all(-1 <= float(score) <= 1 for score, _ in rows)
     assert main(["similarity", str(saved_bundle), "great", "great"]) == 0
     assert float(capsys.readouterr().out) == pytest.approx(1.0, abs=1e-4)
+    # A word is read as the vectorizer reads it: lower-cased, punctuation stripped.
+    assert main(["similarity", str(saved_bundle), "Great!", "great"]) == 0
+    assert float(capsys.readouterr().out) == pytest.approx(1.0, abs=1e-4)
     assert main(["similarity", str(saved_bundle), "great", "xylophone"]) == 2
     assert "'xylophone' is not in the model's vocabulary" in capsys.readouterr().err
     assert main(["neighbors", str(saved_bundle), "great", "-k", "0"]) == 2

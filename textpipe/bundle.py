@@ -32,6 +32,7 @@ from textpipe.config import Config
 from textpipe.embeddings import cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
 from textpipe.models import uncompiled_copy
+from textpipe.presets import words
 # Imported for their registration with Keras, which lets load_model find the layers and metric a model names.
 import textpipe.layers  # noqa: F401
 import textpipe.metrics  # noqa: F401
@@ -43,6 +44,13 @@ FORMAT = "textpipe-bundle"
 # load and predict as they did.
 FORMAT_VERSION = 3
 PREDICT_BATCH = 256
+
+
+def _as_word(word: str) -> str:
+    """`word` as the vectorizer reads it ("Good!" -> "good"), when it reads it as one word; else lower-cased,
+    for the error to name."""
+    standard = words(word)
+    return standard[0] if len(standard) == 1 else word.lower()
 
 
 @dataclasses.dataclass
@@ -93,12 +101,13 @@ class Bundle:
 
     def neighbors(self, word: str, k: int = 10) -> list[tuple[str, float]]:
         """The k vocabulary words whose vectors are closest to `word`'s (cosine), closest first."""
-        return nearest_neighbors(self.word_vector_table(), self.vectorizer.get_vocabulary(), word.lower(), k)
+        return nearest_neighbors(self.word_vector_table(), self.vectorizer.get_vocabulary(), _as_word(word), k)
 
     def similarity(self, word_a: str, word_b: str) -> float:
-        """Cosine similarity of two words' vectors (words are lower-cased, like the vectorizer does)."""
+        """Cosine similarity of two words' vectors (words are lower-cased and stripped of punctuation, like the
+        vectorizer does)."""
         vocabulary = self.vectorizer.get_vocabulary()
-        return cosine_similarity(self.word_vector_table(), vocabulary, word_a.lower(), word_b.lower())
+        return cosine_similarity(self.word_vector_table(), vocabulary, _as_word(word_a), _as_word(word_b))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Probability of every class, shape (len(texts), n_classes), columns in `class_names` order.
