@@ -4,6 +4,7 @@ import csv
 import json
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,7 +109,8 @@ def test_two_worker_processes_give_the_local_csv(saved_bundle, messy_inputs, tmp
 
 @pytest.mark.parametrize(
     "problem, expected",
-    [("bundle", "no model bundle at"), ("input", "input file not found"), ("glob", "no input files match")],
+    [("bundle", "no model bundle at"), ("input", "input file not found"), ("glob", "no input files match"),
+     ("output", "is inside the model bundle")],
 )
 def test_missing_bundle_or_input_fails_before_the_pipeline_starts(
     problem, expected, saved_bundle, messy_inputs, tmp_path, monkeypatch, capsys
@@ -120,12 +122,12 @@ def test_missing_bundle_or_input_fails_before_the_pipeline_starts(
 
     monkeypatch.setattr(textpipe.beam.beam, "Pipeline", no_pipeline)
     bundle = tmp_path / "nothing" if problem == "bundle" else saved_bundle
-    inputs = {"bundle": messy_inputs, "input": [tmp_path / "gone.txt"], "glob": [tmp_path / "gone-*.txt"]}[problem]
-    status = main(["score", str(bundle), *map(str, inputs), "--output", str(tmp_path / "o.jsonl"),
-                   "--runner", "DirectRunner"])
+    inputs = {"input": [tmp_path / "gone.txt"], "glob": [tmp_path / "gone-*.txt"]}.get(problem, messy_inputs)
+    output = Path(saved_bundle) / "o.jsonl" if problem == "output" else tmp_path / "o.jsonl"
+    status = main(["score", str(bundle), *map(str, inputs), "--output", str(output), "--runner", "DirectRunner"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and expected in err[0], err
-    assert not list(tmp_path.glob("o*"))
+    assert not list(output.parent.glob("o*"))
 
 
 def test_a_bad_row_found_by_a_worker_is_a_one_line_error(saved_bundle, tmp_path, capsys):

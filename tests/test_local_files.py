@@ -119,17 +119,29 @@ def test_broken_json_document_names_its_line(tmp_path):
         load_raw(path)
 
 
-def test_library_logging_is_put_back_after_a_load(tmp_path):
-    logger = logging.getLogger("datasets")
-    saved = logger.level
-    logger.setLevel(logging.INFO)
+def test_only_the_reader_failure_is_left_out_of_the_library_log(tmp_path):
+    from textpipe.data import _reader_failures_unlogged
+
+    logger = logging.getLogger("datasets.packaged_modules.json.json")
+    handlers = {*logging.getLogger("datasets").handlers, *logging.getLogger().handlers}
+    filters_before = {h: list(h.filters) for h in handlers}
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    keep = Keep()
+    logging.getLogger("datasets").addHandler(keep)
     try:
+        with _reader_failures_unlogged():
+            logger.error("Failed to read file 'x.jsonl' with error ArrowInvalid: bad")
+            logger.warning("a warning")
+            logging.getLogger("datasets.load").error("something else went wrong")
+        assert seen == ["a warning", "something else went wrong"]
         (tmp_path / "brk.jsonl").write_text('{"text": "a", "label": 0} x\n')
         with pytest.raises(DataError):
             load_raw(tmp_path / "brk.jsonl")
-        assert logger.level == logging.INFO
-        rows().to_csv(tmp_path / "good.csv", index=False)
-        assert load_raw(tmp_path / "good.csv")["train"].num_rows == 10
-        assert logger.level == logging.INFO
     finally:
-        logger.setLevel(saved)
+        logging.getLogger("datasets").removeHandler(keep)
+    assert {h: list(h.filters) for h in handlers} == filters_before  # put back

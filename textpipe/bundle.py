@@ -47,8 +47,8 @@ PREDICT_BATCH = 256
 
 
 def _as_word(word: str) -> str:
-    """`word` as the vectorizer reads it ("Good!" -> "good"), when it reads it as one word; else lower-cased,
-    for the error to name."""
+    """`word` lower-cased and stripped of punctuation as the vectorizer's standardization does ("Good!" ->
+    "good"), when that leaves one word; else lower-cased, for the error to name."""
     standard = words(word)
     return standard[0] if len(standard) == 1 else word.lower()
 

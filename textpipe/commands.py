@@ -270,12 +270,16 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-_FIELD_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# Backslash, tab and every character str.splitlines() breaks a line at.
+_FIELD_ESCAPES = str.maketrans({
+    "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r",
+    **{c: f"\\x{ord(c):02x}" for c in "\v\f\x1c\x1d\x1e\x85"}, "\u2028": "\\u2028", "\u2029": "\\u2029",
+})
 
 
 def one_field(text: str) -> str:
-    r"""`text` as one tab-separated field on one line: backslashes, tabs and line breaks escaped as \\, \t, \n
-    and \r, so a text with a tab or a line break in it cannot add fields or lines to the output."""
+    r"""`text` as one tab-separated field on one line: backslashes, tabs and line breaks escaped (\\, \t, \n, \r,
+    \x0b, \u2028, ...), so a text with a tab or a line break in it cannot add fields or lines to the output."""
     return text.translate(_FIELD_ESCAPES)
 
 

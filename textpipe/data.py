@@ -281,17 +281,29 @@ def _split_files(folder: Path) -> dict[str, Path]:
     return {split: group[0] for split, group in found.items()}
 
 
+class _ReaderFailureFilter(logging.Filter):
+    """Drops the error records of `datasets`' file readers ("Failed to read file ...", "Failed to load JSON
+    ..."), logged just before the error is raised: that error becomes textpipe's one-line message, which the log
+    line would only precede."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("datasets.packaged_modules.") and record.levelno >= logging.ERROR)
+
+
 @contextlib.contextmanager
 def _reader_failures_unlogged() -> Iterator[None]:
-    """`datasets` logs a reader's failure as an error ("Failed to read file ...") before raising it; the raised
-    error becomes textpipe's one-line message, which the log line would only precede, less clearly."""
-    logger = logging.getLogger("datasets")
-    saved = logger.level
-    logger.setLevel(max(logging.CRITICAL, logger.getEffectiveLevel()))
+    """No reader-failure record from `datasets` for the duration; every other record passes. The filter sits on
+    the handlers (the `datasets` logger's own, and the root logger's should records propagate there): a logger's
+    filter would not see the records of the per-module loggers below it."""
+    handlers = {*logging.getLogger("datasets").handlers, *logging.getLogger().handlers}
+    quiet = _ReaderFailureFilter()
+    for handler in handlers:
+        handler.addFilter(quiet)
     try:
         yield
     finally:
-        logger.setLevel(saved)
+        for handler in handlers:
+            handler.removeFilter(quiet)
 
 
 def _refuse_malformed(files: Iterable[Path], encoding: str | None, delimiter: str) -> None:
@@ -301,7 +313,7 @@ def _refuse_malformed(files: Iterable[Path], encoding: str | None, delimiter: st
         suffix = file.suffix.lower()
         try:
             if suffix in (".json", ".jsonl"):
-                problem = _first_bad_json_line(file.read_text(encoding=encoding or "utf-8"))
+                problem = _first_bad_json_line(file, encoding)
             elif suffix in (".csv", ".tsv"):
                 problem = _first_long_csv_row(file, encoding, delimiter)
             else:
@@ -312,33 +324,30 @@ def _refuse_malformed(files: Iterable[Path], encoding: str | None, delimiter: st
             raise DataError(f"could not read {file}: {problem}")
 
 
-def _first_bad_json_line(text: str) -> str | None:
-    """What is wrong with the first bad line of a JSON Lines text, or of a JSON document (one that spans lines,
-    such as a pretty-printed array); None when the text parses."""
-    lines = text.split("\n")
-    first = next((line for line in lines if line.strip()), None)
-    if first is None:
-        return None
+def _first_bad_json_line(file: Path, encoding: str | None) -> str | None:
+    """What is wrong with the first bad line of a JSON Lines file, read a line at a time (a line ends at "\n",
+    as the reader's do); None when every line is one JSON object. A .json file whose first line is not a value
+    of its own is one document (a pretty-printed array): the parser's error names the line."""
+    with open(file, encoding=encoding or "utf-8", newline="\n") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                if number == 1 and file.suffix.lower() == ".json":
+                    return _json_document_error(file, encoding)
+                return f"line {number} is not valid JSON ({e.msg} at column {e.colno})"
+            if not isinstance(value, dict):
+                return f"line {number} is not a JSON object; JSON Lines files hold one object per line"
+    return None
+
+
+def _json_document_error(file: Path, encoding: str | None) -> str | None:
     try:
-        json.loads(text)
-        return None
+        json.loads(file.read_text(encoding=encoding or "utf-8"))
     except json.JSONDecodeError as e:
-        document_error = e
-    try:
-        json.loads(first)
-    except json.JSONDecodeError:
-        # The first line is not a value of its own: a document, whose parser error has the line.
-        e = document_error
         return f"line {e.lineno} is not valid JSON ({e.msg} at column {e.colno})"
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            return f"line {number} is not valid JSON ({e.msg} at column {e.colno})"
-        if not isinstance(value, dict):
-            return f"line {number} is not a JSON object; JSON Lines files hold one object per line"
     return None
 
 

@@ -80,8 +80,8 @@ def _check_parent(path: Path, what: str) -> None:
         raise PathError(f"cannot write {what} {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise PathError(f"cannot write {what} {path}: no permission to write in {parent}")
-    # Permission bits do not tell everything (a read-only or virtual file system such as /proc, a full
-    # quota): create and remove a file there, so the run fails now and not when it saves.
+    # Permission bits do not tell everything (a read-only or virtual file system such as /proc): create and
+    # remove a file there, so the run fails now and not when it saves.
     try:
         handle, probe = tempfile.mkstemp(prefix=".textpipe-probe-", dir=parent)
     except OSError as e:

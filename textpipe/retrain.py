@@ -24,7 +24,7 @@ or candidate[metric] >= production[metric] + margin. A production with other cla
 labels, so it is kept. A warm start that check_warm_start refuses falls back to a fresh start and the reason is
 reported. --dry-run never promotes. Resuming restarts the choice of the best epoch and its patience (Keras does
 not back them up): the epoch kept is the best of those run after the resume.
-Exit status: 0 promoted or rolled back; 3 production kept (every dry run too); 2 bad config, data or bundle
+Exit status: 0 promoted or rolled back (a dry run: would promote); 3 production kept (a dry run: would keep); 2 bad config, data or bundle
 (TextpipeError); 1 another run holds the lock, or any other failure; 130 interrupted.
 """
 

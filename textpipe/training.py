@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import keras
@@ -52,7 +53,7 @@ def _with_absolute_dataset(config: Config) -> Config:
     `report` without --dataset must read the same files from whatever folder they run in."""
     if config.dataset is None or not os.path.exists(os.path.expanduser(config.dataset)):
         return config  # the shipped sample, or a Hub id
-    return dataclasses.replace(config, dataset=os.path.abspath(os.path.expanduser(config.dataset)))
+    return dataclasses.replace(config, dataset=str(Path(config.dataset).expanduser().absolute()))
 
 
 @deterministic_ops()
