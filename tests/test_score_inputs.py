@@ -51,8 +51,9 @@ def texts(path, **options) -> list[str]:
 )
 def test_compressed_and_columnar_files_are_refused_by_name_or_by_their_first_bytes(tmp_path, name, data, what):
     message = refusal(tmp_path, name, data)
-    assert message == f"{tmp_path / name} is {what}; {WHAT_INPUTS_ARE}" + (
-        " (unpack it first, or pipe it in as '-')" if "compressed" in what or ".gz" in what else "")
+    hint = (" (unpack it first, or pipe it in as '-')" if "compressed" in what or ".gz" in what else
+            " (--input-format reads it anyway, if it is text)" if "(a ." in what else "")
+    assert message == f"{tmp_path / name} is {what}; {WHAT_INPUTS_ARE}{hint}"
 
 
 def test_a_zip_archive_is_refused_with_the_advice_to_unpack_it(tmp_path):
@@ -133,7 +134,7 @@ def test_text_column_on_plain_text_is_an_error(tmp_path):
     path = tmp_path / "x.txt"
     path.write_text("hello\n")
     with pytest.raises(DataError, match=r"^--text-column needs CSV/TSV or JSON Lines input; .*x\.txt is read as "
-                                        r"plain text$"):
+                                        r"plain text \(name its format with --input-format\)$"):
         resolve_inputs([str(path)], text_column="body")
     with pytest.raises(DataError, match=r"standard input \('-'\) is read as plain text"):
         resolve_inputs(["-"], text_column="body")

@@ -97,7 +97,8 @@ def resolve_inputs(
             where = "standard input ('-')" if path == STDIN else path
             for flag, column in (("--text-column", text_column), ("--id-column", id_column)):
                 if fmt == "text" and column is not None:
-                    raise DataError(f"{flag} needs CSV/TSV or JSON Lines input; {where} is read as plain text")
+                    raise DataError(f"{flag} needs CSV/TSV or JSON Lines input; {where} is read as plain text "
+                                    "(name its format with --input-format)")
             spec = InputSpec(path, fmt, text_column, id_column, encoding)
             if fmt in ("csv", "tsv") and path != STDIN:
                 spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
@@ -152,7 +153,7 @@ def _check_text_file(path: str, encoding: str | None, *, by_name: bool) -> None:
     characters, and the readers keep them."""
     suffix = Path(path).suffix.lower()
     if by_name and suffix in _BINARY_SUFFIXES:
-        hint = _unpack_hint(suffix in _PACKED_SUFFIXES)
+        hint = _unpack_hint(suffix in _PACKED_SUFFIXES) or " (--input-format reads it anyway, if it is text)"
         raise DataError(f"{path} is not text (a {suffix} file); {_WHAT_INPUTS_ARE}{hint}")
     if encoding is not None:
         return
