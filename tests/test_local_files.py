@@ -145,3 +145,12 @@ def test_only_the_reader_failure_is_left_out_of_the_library_log(tmp_path):
     finally:
         logging.getLogger("datasets").removeHandler(keep)
     assert {h: list(h.filters) for h in handlers} == filters_before  # put back
+
+
+def test_a_column_name_with_control_characters_is_escaped_in_the_error(tmp_path):
+    # Every textpipe error is one printable line, whichever module raises it.
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"bo\x1bdy,label\nhello,0\nbye,1\n")
+    with pytest.raises(DataError) as caught:
+        load_labeled_data(path)
+    assert "bo\\x1bdy" in str(caught.value) and "\x1b" not in str(caught.value)

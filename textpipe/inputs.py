@@ -87,22 +87,21 @@ def resolve_inputs(
     if sum(p == STDIN for p in paths) > 1:
         raise DataError("standard input ('-') can be read only once")
     specs = []
-    with _printable_errors():
-        for path in expand_patterns(paths):
-            if path != STDIN:
-                _check_regular_file(path)
-                # An explicit --input-format overrides the name, as it does for the format; the bytes still count.
-                _check_text_file(path, encoding, by_name=input_format is None)
-            fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
-            where = "standard input ('-')" if path == STDIN else path
-            for flag, column in (("--text-column", text_column), ("--id-column", id_column)):
-                if fmt == "text" and column is not None:
-                    raise DataError(f"{flag} needs CSV/TSV or JSON Lines input; {where} is read as plain text "
-                                    "(name its format with --input-format)")
-            spec = InputSpec(path, fmt, text_column, id_column, encoding)
-            if fmt in ("csv", "tsv") and path != STDIN:
-                spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
-            specs.append(spec)
+    for path in expand_patterns(paths):
+        if path != STDIN:
+            _check_regular_file(path)
+            # An explicit --input-format overrides the name, as it does for the format; the bytes still count.
+            _check_text_file(path, encoding, by_name=input_format is None)
+        fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
+        where = "standard input ('-')" if path == STDIN else path
+        for flag, column in (("--text-column", text_column), ("--id-column", id_column)):
+            if fmt == "text" and column is not None:
+                raise DataError(f"{flag} needs CSV/TSV or JSON Lines input; {where} is read as plain text "
+                                "(name its format with --input-format)")
+        spec = InputSpec(path, fmt, text_column, id_column, encoding)
+        if fmt in ("csv", "tsv") and path != STDIN:
+            spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
+        specs.append(spec)
     return specs
 
 
@@ -204,22 +203,6 @@ def _utf16_or_32(head: bytes) -> tuple[str | None, str, str]:
     return None, "", ""
 
 
-# Control characters and line breaks: a column name read from a file may hold them, and an error is one line.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-@contextlib.contextmanager
-def _printable_errors() -> Iterator[None]:
-    """DataErrors raised inside with control characters written as escapes (\\x00), never raw."""
-    try:
-        yield
-    except DataError as e:
-        message = str(e)
-        if not _UNPRINTABLE.search(message):
-            raise
-        raise DataError(_UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], message)) from None
-
-
 # The characters that make an input path a glob pattern.
 GLOB_CHARACTERS = "*?["
 
@@ -241,7 +224,7 @@ def expand_patterns(paths: Sequence[str]) -> list[str]:
 
 def read_rows(spec: InputSpec) -> Iterator[InputRow]:
     """The rows of one input, in order, decoded with replacement of undecodable bytes."""
-    with _open_binary(spec.path, spec.encoding) as raw, _printable_errors():
+    with _open_binary(spec.path, spec.encoding) as raw:
         if spec.format == "text":
             rows = _text_rows(spec, raw)
         elif spec.format == "jsonl":
