@@ -130,6 +130,20 @@ def test_missing_bundle_or_input_fails_before_the_pipeline_starts(
     assert not list(output.parent.glob("o*"))
 
 
+def test_refusals_do_not_suggest_standard_input_which_a_pipeline_cannot_read(saved_bundle, tmp_path, capsys):
+    import gzip
+
+    packed = tmp_path / "reviews.txt.gz"
+    packed.write_bytes(gzip.compress(b"a lovely film\n"))
+    out = str(tmp_path / "o.jsonl")
+    for inputs, expected in (([str(packed)], "is not text (a .gz file); inputs are plain text, CSV, TSV or JSON "
+                              "Lines (unpack it first)"),
+                             (["-"], "a pipeline cannot read standard input; give input files or glob patterns")):
+        status = main(["score", str(saved_bundle), *inputs, "--output", out, "--runner", "DirectRunner"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(err) == 1 and err[0].endswith(expected), err
+
+
 def test_a_bad_row_found_by_a_worker_is_a_one_line_error(saved_bundle, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "great"}\n{"text": "dull"\n', encoding="utf-8")

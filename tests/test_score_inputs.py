@@ -64,6 +64,13 @@ def test_a_zip_archive_is_refused_with_the_advice_to_unpack_it(tmp_path):
     assert message.endswith(f"is a ZIP archive, not text; {WHAT_INPUTS_ARE} (unpack it first, or pipe it in as '-')")
 
 
+def test_a_caller_that_cannot_read_standard_input_is_not_told_to_pipe_it_in(tmp_path):
+    packed = refusal(tmp_path, "small.csv.gz", gzip.compress(b"text\nhello\n"), stdin=False)
+    assert packed.endswith(f"not text (a .gz file); {WHAT_INPUTS_ARE} (unpack it first)")
+    misnamed = refusal(tmp_path, "small.csv", gzip.compress(b"text\nhello\n"), stdin=False)
+    assert misnamed.endswith(f"is gzip-compressed, not text; {WHAT_INPUTS_ARE} (unpack it first)")
+
+
 def test_an_explicit_input_format_overrides_the_name_but_not_the_bytes(tmp_path):
     notes = tmp_path / "notes.gz"  # text, whatever its name says
     notes.write_text("a lovely film\n")

@@ -299,7 +299,7 @@ def test_shards_concatenate_to_the_whole_output(tiny_bundle, mixed_inputs, tmp_p
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
 
 
-def test_bad_shards(tiny_bundle, mixed_inputs, tmp_path, capsys, saved_bundle):
+def test_bad_shards(tiny_bundle, mixed_inputs, tmp_path, capsys, saved_bundle, monkeypatch):
     with pytest.raises(DataError, match="1 <= I <= N"):
         score_files(tiny_bundle, [str(mixed_inputs[0])], tmp_path / "o.jsonl", shard=(0, 2))
     with pytest.raises(DataError, match="standard input"):
@@ -307,6 +307,16 @@ def test_bad_shards(tiny_bundle, mixed_inputs, tmp_path, capsys, saved_bundle):
     assert main(["score", str(saved_bundle), str(mixed_inputs[0]), "-o", str(tmp_path / "o.jsonl"), "--shard", "3/2"]) == 2
     assert main(["score", str(saved_bundle), str(mixed_inputs[0]), "-o", str(tmp_path / "o.jsonl"), "--shard", "x"]) == 2
     assert "I/N" in capsys.readouterr().err
+    # Refused before the bundle loads, and the refusals of a sharded run do not suggest standard input.
+    import textpipe.bundle
+
+    monkeypatch.setattr(textpipe.bundle, "load_bundle", lambda *a, **k: pytest.fail("the bundle was loaded"))
+    packed = tmp_path / "rows.txt.gz"
+    packed.write_bytes(b"\x1f\x8b\x08\x00")
+    assert main(["score", str(saved_bundle), "-", "-o", str(tmp_path / "o.jsonl"), "--shard", "1/2"]) == 2
+    assert capsys.readouterr().err.strip() == "textpipe: error: sharding needs input files: standard input cannot be counted and read again"
+    assert main(["score", str(saved_bundle), str(packed), "-o", str(tmp_path / "o.jsonl"), "--shard", "1/2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("(unpack it first)")
 
 
 def test_scoring_keeps_older_objects_out_of_full_collections_and_then_lets_them_go(tiny_bundle, mixed_inputs, tmp_path):

@@ -289,17 +289,22 @@ def run_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from textpipe.bundle_files import check_bundle_folder
-    from textpipe.inputs import STDIN, resolve_inputs
+    from textpipe.errors import DataError
+    from textpipe.inputs import SHARD_NEEDS_FILES, STDIN, parse_shard, resolve_inputs
     from textpipe.paths import check_output_file
 
     # Fail before loading the model, and before importing TensorFlow.
     check_bundle_folder(args.bundle)
-    specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column, args.encoding)
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if shard is not None and STDIN in args.inputs:
+        raise DataError(SHARD_NEEDS_FILES)
+    # A shard is counted by reading its inputs once before scoring them: standard input cannot be read twice.
+    specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column, args.encoding,
+                           stdin=shard is None)
     check_output_file(args.output, [spec.path for spec in specs if spec.path != STDIN], bundle=args.bundle)
     from textpipe.bundle import load_bundle
-    from textpipe.scoring import parse_shard, score_files
+    from textpipe.scoring import score_files
 
-    shard = parse_shard(args.shard) if args.shard is not None else None
     bundle = load_bundle(args.bundle)
     with tqdm(unit=" rows", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
         summary = score_files(bundle, args.inputs, args.output, progress=bar.update, shard=shard, **_scoring_options(args))

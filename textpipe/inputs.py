@@ -73,9 +73,12 @@ def resolve_inputs(
     text_column: str | None = None,
     id_column: str | None = None,
     encoding: str | None = None,
+    *,
+    stdin: bool = True,
 ) -> list[InputSpec]:
     """Check every input before any work starts: it exists, its format is known, its header has the columns.
-    A glob pattern stands for the files it matches (see `expand_patterns`)."""
+    A glob pattern stands for the files it matches (see `expand_patterns`). `stdin`: whether the caller can
+    read standard input ('-'); when it cannot, the refusals do not suggest piping an input in."""
     if not paths:
         raise DataError("no input files given")
     try:
@@ -89,9 +92,9 @@ def resolve_inputs(
     specs = []
     for path in expand_patterns(paths):
         if path != STDIN:
-            _check_regular_file(path)
+            _check_regular_file(path, stdin)
             # An explicit --input-format overrides the name, as it does for the format; the bytes still count.
-            _check_text_file(path, encoding, by_name=input_format is None)
+            _check_text_file(path, encoding, by_name=input_format is None, stdin=stdin)
         fmt = input_format or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
         where = "standard input ('-')" if path == STDIN else path
         for flag, column in (("--text-column", text_column), ("--id-column", id_column)):
@@ -105,7 +108,25 @@ def resolve_inputs(
     return specs
 
 
-def _check_regular_file(path: str) -> None:
+SHARD_NEEDS_FILES = "sharding needs input files: standard input cannot be counted and read again"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'2/8' -> (2, 8): the 2nd of 8 contiguous parts of the input rows (scoring.shard_bounds)."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise DataError(f"shard must look like I/N (e.g. 2/8), got {text!r}") from None
+    return checked_shard(i, n)
+
+
+def checked_shard(i: int, n: int) -> tuple[int, int]:
+    if not 1 <= i <= n:
+        raise DataError(f"shard must be I/N with 1 <= I <= N, got {i}/{n}")
+    return i, n
+
+
+def _check_regular_file(path: str, stdin: bool = True) -> None:
     if Path(path).is_file():
         return
     if Path(path).is_dir():
@@ -113,7 +134,8 @@ def _check_regular_file(path: str) -> None:
         raise DataError(f"input {path} is a folder, not a file; to read the files in it give a pattern, e.g. "
                         f"'{pattern}'")
     if Path(path).exists():
-        raise DataError(f"input {path} is not a regular file; to read a stream give '-' and pipe it in")
+        hint = "; to read a stream give '-' and pipe it in" if stdin else "; save what it holds to a file first"
+        raise DataError(f"input {path} is not a regular file{hint}")
     raise DataError(f"input file not found: {path}")
 
 
@@ -145,14 +167,14 @@ _BINARY_SUFFIXES = _PACKED_SUFFIXES | frozenset({
 _SNIFF_BYTES = 4096
 
 
-def _check_text_file(path: str, encoding: str | None, *, by_name: bool) -> None:
+def _check_text_file(path: str, encoding: str | None, *, by_name: bool, stdin: bool = True) -> None:
     """Raise DataError when the file at `path` is clearly not text: its name has a compressed or columnar
     suffix (when `by_name`), or, read as UTF-8 (`encoding` None), its first bytes are a compressed or columnar
     format's signature or UTF-16/UTF-32 text. NUL bytes alone are not enough: a UTF-8 text may hold NUL
     characters, and the readers keep them."""
     suffix = Path(path).suffix.lower()
     if by_name and suffix in _BINARY_SUFFIXES:
-        hint = _unpack_hint(suffix in _PACKED_SUFFIXES) or " (--input-format reads it anyway, if it is text)"
+        hint = _unpack_hint(suffix in _PACKED_SUFFIXES, stdin) or " (--input-format reads it anyway, if it is text)"
         raise DataError(f"{path} is not text (a {suffix} file); {_WHAT_INPUTS_ARE}{hint}")
     if encoding is not None:
         return
@@ -165,7 +187,7 @@ def _check_text_file(path: str, encoding: str | None, *, by_name: bool) -> None:
     if b"\x00" in head or not _utf8_prefix(head):
         for signature, what, packed in _SIGNATURES:
             if signature.match(head):
-                raise DataError(f"{path} is {what}, not text; {_WHAT_INPUTS_ARE}{_unpack_hint(packed)}")
+                raise DataError(f"{path} is {what}, not text; {_WHAT_INPUTS_ARE}{_unpack_hint(packed, stdin)}")
     utf, claim, why = _utf16_or_32(head)
     if utf is not None:
         raise DataError(f"{path} {claim} {utf.upper()}, not UTF-8 ({why}); name its encoding with --encoding {utf}")
@@ -180,8 +202,10 @@ def _utf8_prefix(head: bytes) -> bool:
     return True
 
 
-def _unpack_hint(packed: bool) -> str:
-    return " (unpack it first, or pipe it in as '-')" if packed else ""
+def _unpack_hint(packed: bool, stdin: bool = True) -> str:
+    if not packed:
+        return ""
+    return " (unpack it first, or pipe it in as '-')" if stdin else " (unpack it first)"
 
 
 def _utf16_or_32(head: bytes) -> tuple[str | None, str, str]:

@@ -33,7 +33,7 @@ import numpy as np
 from textpipe.atomic import atomic_file
 from textpipe.bundle import Bundle, predict_by_length
 from textpipe.errors import DataError
-from textpipe.inputs import STDIN, InputRow, InputSpec, read_rows, resolve_inputs
+from textpipe.inputs import SHARD_NEEDS_FILES, STDIN, InputRow, InputSpec, checked_shard, read_rows, resolve_inputs
 from textpipe.paths import check_output_file, is_null_device
 
 OUTPUT_FORMATS = ("jsonl", "csv")
@@ -182,26 +182,11 @@ def _older_objects_frozen() -> Iterator[None]:
 
 def shard_bounds(specs: Sequence[InputSpec], shard: tuple[int, int]) -> tuple[int, int]:
     """Row range [first, end) of shard (i, n) over all inputs, counted by reading them once."""
-    i, n = _checked_shard(*shard)
+    i, n = checked_shard(*shard)
     if any(spec.path == STDIN for spec in specs):
-        raise DataError("sharding needs input files: standard input cannot be counted and read again")
+        raise DataError(SHARD_NEEDS_FILES)
     total = sum(sum(1 for _ in read_rows(spec)) for spec in specs)
     return total * (i - 1) // n, total * i // n
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'2/8' -> (2, 8)."""
-    try:
-        i, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise DataError(f"shard must look like I/N (e.g. 2/8), got {text!r}") from None
-    return _checked_shard(i, n)
-
-
-def _checked_shard(i: int, n: int) -> tuple[int, int]:
-    if not 1 <= i <= n:
-        raise DataError(f"shard must be I/N with 1 <= I <= N, got {i}/{n}")
-    return i, n
 
 
 def score_files(
