@@ -201,3 +201,22 @@ def test_the_next_writer_deletes_what_killed_writers_left(tmp_path):
     with atomic_file(tmp_path / "out.jsonl") as f:
         f.write("whole\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle", live.name, "out.jsonl"])
+
+
+def test_a_name_near_the_filesystems_limit_is_written_and_its_leftovers_found(tmp_path):
+    # The temporary name repeats the target's; for a 250-byte name it is shortened, not refused by the system.
+    name = "é" * 60 + "r" * 126 + ".jsonl"  # 252 bytes in UTF-8
+    assert len(name.encode()) == 252
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    from textpipe.atomic import _prefix
+
+    leftover = tmp_path / (_prefix(tmp_path / name, "tmp").replace(f"-{os.getpid()}-", f"-{int(dead.stdout)}-") + "x")
+    assert len(os.fsencode(leftover.name)) <= 255
+    leftover.write_text("half")
+    for _ in range(2):
+        with atomic_file(tmp_path / name) as f:
+            f.write("whole\n")
+        with atomic_dir(tmp_path / (name + "d")) as staging:
+            (staging / "version").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, name + "d"])
+    assert (tmp_path / name).read_text() == "whole\n"

@@ -4,9 +4,9 @@ Everything is first written beside its target (same filesystem) and then renamed
 Ctrl-C leaves the target as it was, and a folder is swapped in one step where the OS allows it. Temporary files
 get the permissions a plain `open` would give them (mkstemp/mkdtemp would make them private to their owner).
 
-Temporary names carry the writer's host and process id (`.NAME.tmp-HOST-PID-*`): the next writer of NAME
-deletes those a killed process left behind, and never one that a live writer is still filling. A write that
-fails removes the folders it made for its target.
+Temporary names carry the writer's host and process id (`.NAME.tmp-HOST-PID-*`, a long NAME shortened): the
+next writer of NAME deletes those a killed process left behind, and never one that a live writer is still
+filling. A write that fails removes the folders it made for its target.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import errno
 import glob
+import hashlib
 import os
 import shutil
 import socket
@@ -80,15 +81,33 @@ def _parents_made_for(path: Path) -> Iterator[None]:
 
 
 def _prefix(target: Path, kind: str) -> str:
-    return f".{target.name}.{kind}-{socket.gethostname()}-{os.getpid()}-"
+    return f".{_label(target)}.{kind}-{socket.gethostname()}-{os.getpid()}-"
+
+
+# Bytes of the target's name that a temporary name repeats: with the host (up to 64 bytes), the pid and the
+# random part, a temporary name stays within the 255 bytes most filesystems allow, whatever the target's name.
+_LABEL_BYTES = 150
+
+
+def _label(target: Path) -> str:
+    """The target's name, or for a long one its start and a digest of the whole name."""
+    name = target.name
+    if len(os.fsencode(name)) <= _LABEL_BYTES:
+        return name
+    digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:12]
+    start = name
+    while len(os.fsencode(start)) > _LABEL_BYTES - len(digest) - 1:
+        start = start[:-1]
+    return f"{start}~{digest}"
 
 
 def _clean_leftovers(target: Path) -> None:
     """Delete the temporary files and folders of `target` that writers on this host left when killed."""
     host = socket.gethostname()
+    label = _label(target)
     for kind in ("tmp", "old"):
-        for leftover in target.parent.glob(f".{glob.escape(target.name)}.{kind}-*"):
-            owner = leftover.name[len(f".{target.name}.{kind}-"):].rsplit("-", 2)
+        for leftover in target.parent.glob(f".{glob.escape(label)}.{kind}-*"):
+            owner = leftover.name[len(f".{label}.{kind}-"):].rsplit("-", 2)
             if len(owner) == 3 and owner[0] == host and owner[1].isdigit() and not _alive(int(owner[1])):
                 if leftover.is_dir() and not leftover.is_symlink():
                     shutil.rmtree(leftover, ignore_errors=True)
@@ -135,7 +154,7 @@ def _recover(target: Path) -> None:
     """Put back a folder that a killed `_replace_dir` left aside, when nothing took its place."""
     if os.path.lexists(target):
         return
-    for aside in sorted(target.parent.glob(f".{glob.escape(target.name)}.old-*/{glob.escape(target.name)}"),
+    for aside in sorted(target.parent.glob(f".{glob.escape(_label(target))}.old-*/{glob.escape(target.name)}"),
                         key=os.path.getmtime, reverse=True):
         os.replace(aside, target)  # the newest one left aside, if several
         return
