@@ -88,6 +88,30 @@ def test_softmax_bundle_checks_its_class_count(three_class_bundle, tmp_path):
     assert f"names 2 classes but {path / MODEL_FILE} has 3 outputs" in load_error(path)
 
 
+def test_a_model_file_from_another_bundle_is_refused(saved_bundle, tmp_path):
+    # Before: a model.keras copied from a bundle of the same shapes loaded, and predicted under this one's
+    # names. Here the other bundle's model says the opposite of this one's.
+    other = load_bundle(saved_bundle)
+    head = other.classifier.get_layer("probabilities")
+    head.set_weights([-w for w in head.get_weights()])
+    other_path = save_bundle(other, tmp_path / "other")
+    mixed = shutil.copytree(saved_bundle, tmp_path / "mixed")
+    shutil.copy(other_path / MODEL_FILE, mixed / MODEL_FILE)
+    message = load_error(mixed)
+    assert message == (f"{mixed / MODEL_FILE} is not the model saved with {META_FILE} (its SHA-256 differs): the two "
+                       "files come from different bundles, or the model was changed since; restore the bundle's own "
+                       "model.keras or retrain")
+    meta = json.loads((other_path / META_FILE).read_text())
+    meta["class_names"] = ["bad", "good"]  # bundle.json alone may be edited
+    (other_path / META_FILE).write_text(json.dumps(meta))
+    assert load_bundle(other_path).class_names == ("bad", "good")
+    meta = json.loads((mixed / META_FILE).read_text())
+    del meta["model_sha256"]  # as in bundles of earlier versions: loaded unchecked
+    (mixed / META_FILE).write_text(json.dumps(meta))
+    assert load_bundle(mixed).predict_proba(["a great film"]) == pytest.approx(
+        1 - load_bundle(saved_bundle).predict_proba(["a great film"]), abs=1e-5)
+
+
 def test_matching_bundles_still_load(saved_bundle):
     bundle = load_bundle(saved_bundle)
     assert bundle.class_names == ("negative", "positive")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import tempfile
@@ -231,6 +232,7 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
             "kept_epoch": bundle.kept_epoch,
             "ngrams": bundle.ngrams,
             "label_ids": list(bundle.label_ids) if bundle.label_ids is not None else None,
+            "model_sha256": _sha256(staging / MODEL_FILE),
         }
         _write_json(staging / META_FILE, meta)
     return path
@@ -282,6 +284,14 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{path} is incomplete: {MODEL_FILE} is missing")
     if not zipfile.is_zipfile(model_path):  # Keras would call an empty or cut-off file "not found"
         raise BundleError(f"{model_path} is empty or truncated (not a complete .keras file); restore it or retrain")
+    # bundle.json's class names and settings hold only for the model saved with them: a model.keras copied in
+    # from another bundle of the same shapes would load, and predict under the wrong names.
+    saved_digest = meta.get("model_sha256")  # absent from bundles of earlier versions
+    if saved_digest is not None and saved_digest != _sha256(model_path):
+        raise BundleError(
+            f"{model_path} is not the model saved with {META_FILE} (its SHA-256 differs): the two files come from "
+            "different bundles, or the model was changed since; restore the bundle's own model.keras or retrain"
+        )
     try:
         with warnings.catch_warnings():
             # Bundles written before save_bundle left it out hold the classifier's optimizer state, never
@@ -352,6 +362,14 @@ def _with_earlier_defaults(settings: Any) -> Any:
     earlier = {"keep_best_epoch": settings.get("patience") is not None, "fine_tune_word_vectors": False,
                "long_texts": "truncate", "lstm_pooling": "last", "ngrams": False, "average_weights": False}
     return {**earlier, **settings}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _write_json(path: Path, value: Any) -> None:
