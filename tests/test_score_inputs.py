@@ -65,10 +65,12 @@ def test_a_zip_archive_is_refused_with_the_advice_to_unpack_it(tmp_path):
 
 
 def test_a_caller_that_cannot_read_standard_input_is_not_told_to_pipe_it_in(tmp_path):
-    packed = refusal(tmp_path, "small.csv.gz", gzip.compress(b"text\nhello\n"), stdin=False)
+    packed = refusal(tmp_path, "small.csv.gz", gzip.compress(b"text\nhello\n"), stdin_refused="no stdin")
     assert packed.endswith(f"not text (a .gz file); {WHAT_INPUTS_ARE} (unpack it first)")
-    misnamed = refusal(tmp_path, "small.csv", gzip.compress(b"text\nhello\n"), stdin=False)
+    misnamed = refusal(tmp_path, "small.csv", gzip.compress(b"text\nhello\n"), stdin_refused="no stdin")
     assert misnamed.endswith(f"is gzip-compressed, not text; {WHAT_INPUTS_ARE} (unpack it first)")
+    with pytest.raises(DataError, match="^no stdin$"):
+        resolve_inputs([str(tmp_path / "small.csv"), "-"], stdin_refused="no stdin")
 
 
 def test_an_explicit_input_format_overrides_the_name_but_not_the_bytes(tmp_path):

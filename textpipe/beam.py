@@ -167,9 +167,8 @@ def score_files_beam(
     """
     output_format = output_format_for(output, output_format)
     prefix, suffix = shard_names(output, output_format)
-    if STDIN in inputs:
-        raise DataError("a pipeline cannot read standard input; give input files or glob patterns")
-    specs = resolve_inputs(inputs, input_format, text_column, id_column, encoding, stdin=False)
+    specs = resolve_inputs(inputs, input_format, text_column, id_column, encoding,
+                           stdin_refused="a pipeline cannot read standard input; give input files or glob patterns")
     if "://" not in output:
         check_outside_bundle(output, bundle_path)
     # Resolve a link (retraining promotes by switching one) once, here: every worker loads the same version.

@@ -289,18 +289,15 @@ def run_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from textpipe.bundle_files import check_bundle_folder
-    from textpipe.errors import DataError
     from textpipe.inputs import SHARD_NEEDS_FILES, STDIN, parse_shard, resolve_inputs
     from textpipe.paths import check_output_file
 
     # Fail before loading the model, and before importing TensorFlow.
     check_bundle_folder(args.bundle)
     shard = parse_shard(args.shard) if args.shard is not None else None
-    if shard is not None and STDIN in args.inputs:
-        raise DataError(SHARD_NEEDS_FILES)
     # A shard is counted by reading its inputs once before scoring them: standard input cannot be read twice.
     specs = resolve_inputs(args.inputs, args.input_format, args.text_column, args.id_column, args.encoding,
-                           stdin=shard is None)
+                           stdin_refused=SHARD_NEEDS_FILES if shard is not None else None)
     check_output_file(args.output, [spec.path for spec in specs if spec.path != STDIN], bundle=args.bundle)
     from textpipe.bundle import load_bundle
     from textpipe.scoring import score_files

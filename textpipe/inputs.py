@@ -74,13 +74,17 @@ def resolve_inputs(
     id_column: str | None = None,
     encoding: str | None = None,
     *,
-    stdin: bool = True,
+    stdin_refused: str | None = None,
 ) -> list[InputSpec]:
     """Check every input before any work starts: it exists, its format is known, its header has the columns.
-    A glob pattern stands for the files it matches (see `expand_patterns`). `stdin`: whether the caller can
-    read standard input ('-'); when it cannot, the refusals do not suggest piping an input in."""
+    A glob pattern stands for the files it matches (see `expand_patterns`). `stdin_refused`: why the caller
+    cannot read standard input, if it cannot; then '-' is refused with that message, and no other refusal
+    suggests piping an input in."""
     if not paths:
         raise DataError("no input files given")
+    if stdin_refused is not None and STDIN in paths:
+        raise DataError(stdin_refused)
+    stdin = stdin_refused is None
     try:
         encoding = check_encoding(encoding)
     except ConfigError as e:
