@@ -43,7 +43,10 @@ METHODS = (
     "conv1d_accurate_vectors",  # ... --preset accurate --no-ngrams --word-vectors FILE (vectors from more text)
     "lstm_accurate_unlabeled", "conv1d_accurate_unlabeled",  # ... --preset accurate --no-ngrams --unlabeled FILE
     "lstm_accurate_ngrams_unlabeled", "conv1d_accurate_ngrams_unlabeled",  # ... --preset accurate --unlabeled FILE
+    "lstm_adversarial", "conv1d_adversarial",  # ... --adversarial ADVERSARIAL: defaults plus adversarial training
 )
+# The --adversarial fraction the benchmark measures.
+ADVERSARIAL = 0.1
 # Settings of each textpipe method, beyond --model and --seed.
 TEXTPIPE_SETTINGS = {
     "default": {},
@@ -54,6 +57,7 @@ TEXTPIPE_SETTINGS = {
     "accurate_vectors": {"preset": "accurate", "ngrams": False},
     "accurate_unlabeled": {"preset": "accurate", "ngrams": False},
     "accurate_ngrams_unlabeled": {"preset": "accurate"},
+    "adversarial": {"adversarial": ADVERSARIAL},
 }
 # The raw text `--unlabeled` reads, per dataset that has some here: the first UNLABELED_ROWS training texts of
 # another dataset of the same kind, labels unread (SST-2: IMDB's reviews, as a user could add the Hub's

@@ -112,6 +112,23 @@ def test_word_vectors_are_fine_tuned_unless_frozen(conv_data):
     assert not frozen.classifier.get_layer("word_vectors").trainable
 
 
+def test_adversarial_training_pushes_frozen_word_vectors_without_changing_them(conv_data, monkeypatch):
+    import textpipe.training
+
+    tables = []
+
+    def build(config, n_classes, word_vectors=None, **kwargs):
+        tables.append(np.array(word_vectors))
+        return build_model(config, n_classes, word_vectors=word_vectors, **kwargs)
+
+    monkeypatch.setattr(textpipe.training, "build_model", build)
+    settings = {**CONV_SETTINGS, "fine_tune_word_vectors": False, "adversarial": 0.1}
+    bundle = textpipe.training.train(Config(**settings), conv_data)
+    accuracy = (bundle.predict_proba(conv_data.test.texts).argmax(axis=1) == conv_data.test.labels).mean()
+    assert accuracy > 0.8
+    np.testing.assert_array_equal(bundle.classifier.get_layer("word_vectors").get_weights()[0], tables[0])
+
+
 def test_warm_start_compares_only_the_conv1d_models_own_settings(conv_bundle, conv_data):
     # The lstm's settings (as another preset fills them) do not stand in the way; the word vectors' width does.
     lstm_settings_differ = Config(**{**CONV_SETTINGS, "epochs": 1, "lstm_units": 8, "lstm_pooling": "max"})

@@ -54,6 +54,9 @@ TRAIN_SETTINGS = [
     ("--word-vector-dim", int, "word vector size (default: 100)"),
     ("--skipgram-epochs", int, "epochs of skip-gram training when no --word-vectors file (default: 5)"),
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
+    ("--adversarial", float, "adversarial training: also fit each batch with the word vectors it reads pushed, by "
+                             "this fraction of their length, in the direction that raises its loss most, e.g. "
+                             "0.1; up to twice the time per step (default: 0, off)"),
     ("--patience", "patience", "stop after N epochs without a better validation macro F1, or off to run every "
                                "epoch (default: 3)"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),

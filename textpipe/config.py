@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -83,6 +84,10 @@ class Config:
     # Also train a linear model on each window's words and word pairs (models.build_ngrams), with its own early
     # stopping, and mix its probabilities with the network's by the weight that scores best on validation.
     ngrams: bool | None = None  # seed: False
+    # Adversarial training on the word vectors (models.AdversarialClassifier): each step also fits the batch
+    # with the vectors it reads pushed, by this fraction of their length, in the direction that raises its
+    # loss most. 0: off.
+    adversarial: float | None = None  # seed: 0
     # `epochs` is a maximum: training stops after `patience` epochs without a better validation macro F1
     # (0 or None: it runs every epoch), and ends with the weights of its best epoch by that score
     # (keep_best_epoch=False: the last epoch's, as the reference model did).
@@ -154,6 +159,8 @@ class Config:
                     f"the conv1d model needs sequence_length >= {conv1d_min_length()} for its convolutions "
                     f"and pooling, got {self.sequence_length}"
                 )
+        if not (math.isfinite(self.adversarial) and self.adversarial >= 0):
+            raise ConfigError(f"adversarial must be 0 (off) or a positive fraction, got {self.adversarial}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
 

@@ -13,6 +13,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from textpipe.config import Config
 from textpipe.layers import (
@@ -62,7 +63,7 @@ def build_lstm(
     trimmed = TrimPadding(config.sequence_length, min_length=shortest, name="trim_padding")(windows)
     # mask_zero: padding (id 0) follows each text; unmasked, the LSTM would read the padding after a short text
     # and forget what came before it, and its output would change with the batch's width.
-    embedding = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True)
+    embedding = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, name="embedding")
     # Default activations and no recurrent dropout: Keras runs this layer on the fused cuDNN kernel when a GPU
     # is present. That kernel needs a right-padded mask with no empty row, or the batch fails: MaskedLSTM reads
     # an empty text's row once and zeroes its output (see layers.py).
@@ -75,7 +76,7 @@ def build_lstm(
         x = MaskedLSTM(config.lstm_units)(embedding(trimmed))
     x = keras.layers.Dropout(config.dropout)(x)
     x = classification_head(n_classes)(x)
-    model = keras.Model(ids, average_over_windows(config)([x, ids]), name="classifier")
+    model = classifier_model(ids, average_over_windows(config)([x, ids]), config, "embedding")
     if word_vectors is not None:
         # Rows past the vocabulary learned (smaller than vocab_size on little text) are never read.
         table = np.zeros((config.vocab_size, config.embedding_dim), dtype=np.float32)
@@ -163,7 +164,7 @@ def build_conv1d(
     x = TokenAveragePooling1D(stride, name="average_over_tokens")([x, trimmed])
     x = keras.layers.Dropout(config.dropout)(x)
     x = classification_head(n_classes)(x)
-    model = keras.Model(ids, average_over_windows(config)([x, ids]), name="classifier")
+    model = classifier_model(ids, average_over_windows(config)([x, ids]), config, "word_vectors")
     model.get_layer("word_vectors").set_weights([np.asarray(word_vectors, dtype=np.float32)])
     return model
 
@@ -182,6 +183,89 @@ def receptive_field(layers: list[keras.layers.Layer]) -> tuple[int, int]:
 def conv1d_min_length() -> int:
     """Shortest input the conv1d stack accepts: one output position's receptive field."""
     return receptive_field(conv1d_stack())[0]
+
+
+def classifier_model(ids, outputs, config: Config, table: str) -> keras.Model:
+    """The classifier from `ids` to `outputs`, reading words through the Embedding layer named `table`: an
+    AdversarialClassifier when config.adversarial is set, else a plain functional model."""
+    if config.adversarial:
+        return AdversarialClassifier(ids, outputs, epsilon=config.adversarial, table=table, name="classifier")
+    return keras.Model(ids, outputs, name="classifier")
+
+
+def inference_model(classifier: keras.Model) -> keras.Model:
+    """A plain functional model over `classifier`'s layers and weights (no copy): what is saved and served,
+    without the training step of an AdversarialClassifier."""
+    if isinstance(classifier, AdversarialClassifier):
+        return keras.Model(classifier.inputs, classifier.outputs, name=classifier.name)
+    return classifier
+
+
+class AdversarialClassifier(keras.Model):
+    """A functional classifier that also trains on adversarial examples: each step fits the batch as it is and
+    again with the word vectors it reads pushed in the direction that raises its loss most, and applies the
+    sum of both gradients. The push is `epsilon` times as long as those vectors (L2 norms over all the rows
+    the batch reads), so it means the same for a table of any scale: learned from scratch, by skip-gram, or
+    read from a file. This is the fast gradient method on word embeddings (Miyato, Dai and Goodfellow, 2017,
+    "Adversarial training methods for semi-supervised text classification"): a word's neighbourhood in the
+    table must classify as the word does, which regularizes a network trained on little text.
+
+    Only training changes: inference_model gives the same layers as a plain model to save.
+    """
+
+    def __init__(self, inputs, outputs, *, epsilon: float, table: str, **kwargs):
+        super().__init__(inputs, outputs, **kwargs)
+        self.epsilon = float(epsilon)
+        self.table_name = table
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        table = self.get_layer(self.table_name).embeddings
+        weights = list(self.trainable_variables)
+        # A frozen table (conv1d --freeze-word-vectors) is pushed too; only its gradient is not applied.
+        sources = weights if table.trainable else weights + [table]
+        with tf.GradientTape() as tape:
+            predictions = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=sample_weight, training=True)
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, sources)
+        position = next(i for i, v in enumerate(sources) if v is table)  # not .index: == compares values
+        push = adversarial_push(tf.convert_to_tensor(table), gradients[position], self.epsilon)
+
+        def value(variable):
+            return tf.convert_to_tensor(variable) + push if variable is table else tf.convert_to_tensor(variable)
+
+        pushed = [value(v) for v in self.trainable_variables]
+        with tf.GradientTape() as tape:
+            tape.watch(pushed)
+            adversarial, _ = self.stateless_call(
+                pushed, [value(v) for v in self.non_trainable_variables], x, training=True
+            )
+            adversarial_loss = self.compute_loss(
+                x=x, y=y, y_pred=adversarial, sample_weight=sample_weight, training=True
+            )
+            adversarial_scaled = self.optimizer.scale_loss(adversarial_loss)
+        adversarial_gradients = tape.gradient(adversarial_scaled, pushed)
+        self.optimizer.apply_gradients(
+            (_dense(a) + _dense(b), v) for a, b, v in zip(gradients, adversarial_gradients, weights)
+        )
+        for metric in self.metrics:
+            if metric.name == "loss":  # the loss on the batch as it is, as without adversarial training
+                metric.update_state(loss, sample_weight=tf.shape(x)[0])
+        return self.compute_metrics(x, y, predictions, sample_weight=sample_weight)
+
+
+def adversarial_push(table: tf.Tensor, gradient, epsilon: float) -> tf.Tensor:
+    """The push AdversarialClassifier gives a word-vector `table`: along the loss's `gradient` with respect to
+    it (the rows a batch did not read have none), `epsilon` times as long as the rows that have one."""
+    gradient = _dense(gradient)
+    read = tf.cast(tf.reduce_any(gradient != 0, axis=1, keepdims=True), table.dtype)
+    length = epsilon * tf.norm(table * read)
+    return tf.stop_gradient(length * gradient / (tf.norm(gradient) + 1e-12))
+
+
+def _dense(gradient):
+    return tf.convert_to_tensor(gradient)  # an Embedding's gradient comes as IndexedSlices
 
 
 def average_over_windows(config: Config) -> AverageOverWindows:

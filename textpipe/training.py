@@ -23,7 +23,7 @@ from textpipe.embeddings import read_word_vectors, train_word_vectors
 from textpipe.errors import ConfigError
 from textpipe.evaluation import classification_metrics, evaluate
 from textpipe.layers import MixProbabilities
-from textpipe.models import AVERAGE_STEPS, build_model, build_ngrams, mixed_classifier
+from textpipe.models import AVERAGE_STEPS, build_model, build_ngrams, inference_model, mixed_classifier
 from textpipe.paths import check_training_paths
 from textpipe.presets import resolve_auto
 from textpipe.progress import SILENT, Progress
@@ -146,6 +146,7 @@ def train(
             verbose=verbose,
             shuffle=False,  # the training batches are already shuffled by tf.data, with the seed
         )
+        classifier = inference_model(classifier)  # the same layers and weights, without a training step of its own
         ngram_report = {}
         if config.ngrams:
             progress.ngrams(config.epochs)

@@ -1,0 +1,94 @@
+"""Adversarial training on the word vectors (models.AdversarialClassifier, --adversarial)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY_SETTINGS
+from textpipe.config import Config
+from textpipe.models import AdversarialClassifier, adversarial_push, build_model
+
+
+def test_the_push_follows_the_gradient_and_is_epsilon_times_the_rows_read():
+    table = tf.constant(np.random.default_rng(0).normal(size=(6, 4)), tf.float32)
+    # A gather's gradient: rows 1 and 3 read (3 twice, so its two parts add up); rows 0, 2, 4, 5 not read.
+    values = tf.constant(np.random.default_rng(1).normal(size=(3, 4)), tf.float32)
+    gradient = tf.IndexedSlices(values, tf.constant([1, 3, 3]), tf.constant([6, 4]))
+    push = adversarial_push(table, gradient, 0.25).numpy()
+    dense = tf.convert_to_tensor(gradient).numpy()
+    assert not push[[0, 2, 4, 5]].any()
+    np.testing.assert_allclose(np.linalg.norm(push), 0.25 * np.linalg.norm(table.numpy()[[1, 3]]), rtol=1e-5)
+    cosine = (push * dense).sum() / (np.linalg.norm(push) * np.linalg.norm(dense))
+    assert cosine == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_step_applies_the_gradients_at_the_batch_and_at_the_pushed_table():
+    """With SGD at learning rate 1 and no dropout, one step moves every weight by minus the sum of the loss's
+    gradients at the weights as they are and with the table pushed by adversarial_push."""
+    config = Config(**{**TINY_SETTINGS, "dropout": 0.0, "adversarial": 0.3})
+    model = build_model(config, 2)
+    assert isinstance(model, AdversarialClassifier)
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="binary_crossentropy")
+    rng = np.random.default_rng(0)
+    x = np.zeros((8, 10), dtype=np.int64)
+    for row, length in enumerate(rng.integers(1, 11, size=8)):
+        x[row, :length] = rng.integers(2, config.vocab_size, size=length)
+    y = rng.integers(0, 2, size=(8, 1)).astype(np.float32)
+    table = model.get_layer("embedding").embeddings
+    before = [v.numpy() for v in model.trainable_variables]
+    loss = keras.losses.BinaryCrossentropy()
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x, training=True))
+        return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_variables)]
+
+    clean = gradients()
+    index = [i for i, v in enumerate(model.trainable_variables) if v is table][0]
+    push = adversarial_push(tf.convert_to_tensor(table), clean[index], 0.3).numpy()
+    assert np.abs(push).sum() > 0
+    table.assign(table.numpy() + push)
+    pushed = gradients()
+    table.assign(before[index])
+
+    model.train_on_batch(x, y)
+    for variable, start, a, b in zip(model.trainable_variables, before, clean, pushed):
+        np.testing.assert_allclose(variable.numpy(), start - (a + b), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(clean[index], pushed[index])  # the push changed what the step learned
+
+
+def test_trains_beats_chance_and_saves_a_plain_model(tiny_data, tmp_path):
+    from textpipe.bundle import load_bundle, save_bundle
+    from textpipe.training import train
+
+    bundle = train(Config(**TINY_SETTINGS, adversarial=0.1), tiny_data)
+    probabilities = bundle.predict_proba(tiny_data.test.texts)
+    assert (probabilities.argmax(axis=1) == tiny_data.test.labels).mean() > 0.8
+    path = save_bundle(bundle, tmp_path / "bundle")
+    with zipfile.ZipFile(path / "model.keras") as archive:
+        saved = json.loads(archive.read("config.json"))
+    assert "AdversarialClassifier" not in json.dumps(saved)  # loads without textpipe's training step
+    reloaded = load_bundle(path)
+    np.testing.assert_allclose(reloaded.predict_proba(tiny_data.test.texts), probabilities, rtol=1e-5, atol=1e-6)
+    assert reloaded.config.adversarial == 0.1
+
+
+def test_off_by_default_in_every_preset():
+    for preset in ("seed", "accurate"):
+        assert Config(preset=preset).adversarial == 0.0
+        assert not isinstance(build_model(Config(**TINY_SETTINGS, preset=preset), 2), AdversarialClassifier)
+
+
+def test_trains_under_a_mirrored_strategy_and_mixed_precision(tiny_data):
+    from textpipe.training import train
+
+    config = Config(**{**TINY_SETTINGS, "strategy": "mirrored", "mixed_precision": True, "adversarial": 0.1})
+    bundle = train(config, tiny_data)
+    probabilities = bundle.predict_proba(tiny_data.test.texts)
+    assert (probabilities.argmax(axis=1) == tiny_data.test.labels).mean() > 0.8
