@@ -63,6 +63,19 @@ def test_a_step_applies_the_gradients_at_the_batch_and_at_the_pushed_table():
     assert not np.allclose(clean[index], pushed[index])  # the push changed what the step learned
 
 
+def test_each_pass_of_a_step_draws_its_own_dropout_masks():
+    """The adversarial pass moves Dropout's seeds on too: a step advances them twice as far as a plain step."""
+    x = np.array([[5, 6, 7, 0], [8, 9, 0, 0]], dtype=np.int64)
+    y = np.array([[1.0], [0.0]], dtype=np.float32)
+    advances = []
+    for adversarial in (0.0, 0.3):
+        model = build_model(Config(**TINY_SETTINGS, adversarial=adversarial), 2)
+        before = [v.numpy() for v in model.non_trainable_variables]
+        model.train_on_batch(x, y)
+        advances.append(sum(np.abs(v.numpy() - b).sum() for v, b in zip(model.non_trainable_variables, before)))
+    assert advances[0] > 0 and advances[1] == 2 * advances[0]
+
+
 def test_trains_beats_chance_and_saves_a_plain_model(tiny_data, tmp_path):
     from textpipe.bundle import load_bundle, save_bundle
     from textpipe.training import train

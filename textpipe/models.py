@@ -238,7 +238,7 @@ class AdversarialClassifier(keras.Model):
         pushed = [value(v) for v in self.trainable_variables]
         with tf.GradientTape() as tape:
             tape.watch(pushed)
-            adversarial, _ = self.stateless_call(
+            adversarial, updated = self.stateless_call(
                 pushed, [value(v) for v in self.non_trainable_variables], x, training=True
             )
             adversarial_loss = self.compute_loss(
@@ -246,12 +246,18 @@ class AdversarialClassifier(keras.Model):
             )
             adversarial_scaled = self.optimizer.scale_loss(adversarial_loss)
         adversarial_gradients = tape.gradient(adversarial_scaled, pushed)
+        for variable, new in zip(self.non_trainable_variables, updated):
+            if variable is not table:  # Dropout's seeds move on, so the next step draws other masks
+                variable.assign(new)
         self.optimizer.apply_gradients(
-            (_dense(a) + _dense(b), v) for a, b, v in zip(gradients, adversarial_gradients, weights)
+            (_dense(a) + _dense(b), v) for a, b, v in zip(gradients, adversarial_gradients, weights) if a is not None
         )
+        # The loss on the batch as it is, as without adversarial training. Under a strategy each replica's loss
+        # is divided by the number of replicas (for the sum of their gradients); the logged loss is not.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         for metric in self.metrics:
-            if metric.name == "loss":  # the loss on the batch as it is, as without adversarial training
-                metric.update_state(loss, sample_weight=tf.shape(x)[0])
+            if metric.name == "loss":
+                metric.update_state(loss * replicas, sample_weight=tf.shape(x)[0])
         return self.compute_metrics(x, y, predictions, sample_weight=sample_weight)
 
 
