@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from accuracy_benchmark import ADVERSARIAL
+
 METHODS = {
     "tfidf_lr_restricted": "TF-IDF + LR, 1,022 words",
     "tfidf_lr_ngrams": "TF-IDF + LR, word 1-2-grams (C of 1, 4)",
@@ -20,8 +22,8 @@ METHODS = {
     "conv1d_accurate_unlabeled": "textpipe conv1d, --preset accurate --no-ngrams --unlabeled",
     "lstm_accurate_ngrams_unlabeled": "textpipe lstm, --preset accurate --unlabeled",
     "conv1d_accurate_ngrams_unlabeled": "textpipe conv1d, --preset accurate --unlabeled",
-    "lstm_adversarial": "textpipe lstm, --adversarial 0.1",
-    "conv1d_adversarial": "textpipe conv1d, --adversarial 0.05",
+    "lstm_adversarial": f"textpipe lstm, --adversarial {ADVERSARIAL['lstm']}",
+    "conv1d_adversarial": f"textpipe conv1d, --adversarial {ADVERSARIAL['conv1d']}",
 }
 DATASET_NAMES = {"sst2": "SST-2", "imdb": "IMDB", "emotion": "emotion", "sst2_sentences": "SST-2 sentences"}
 # What a dataset's section says of its rows, where more than its name.
@@ -92,8 +94,8 @@ def render_accuracy(section: dict) -> str:
         "length from the training texts, batches of 32, up to 15 epochs, the lstm max-pooled, the network's "
         "probabilities mixed with a linear model's on word 1-2-grams by a weight chosen on the held-out rows; "
         "`--no-ngrams`: the network alone); `--adversarial` (defaults, each batch also fitted with the "
-        "word vectors it reads pushed in the direction that raises its loss most, by 0.1 of their length for "
-        "the lstm, 0.05 for the conv1d model). "
+        "word vectors it reads pushed in the direction that raises its loss most, by "
+        f"{ADVERSARIAL['lstm']} of their length for the lstm, {ADVERSARIAL['conv1d']} for the conv1d model). "
         "`--word-vectors` "
         "gets skip-gram vectors learned by textpipe on all of the dataset's training text, standing in for "
         "downloaded GloVe vectors, which this machine cannot fetch. `--unlabeled` reads raw text of another "
