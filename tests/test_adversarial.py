@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import TINY_SETTINGS
 from textpipe.config import Config
 from textpipe.models import AdversarialClassifier, adversarial_push, build_model
+from textpipe.presets import ADVERSARIAL_FRACTION, resolve_auto
 
 
 def test_the_push_follows_the_gradient_and_is_epsilon_times_the_rows_read():
@@ -80,7 +81,8 @@ def test_trains_beats_chance_and_saves_a_plain_model(tiny_data, tmp_path):
     from textpipe.bundle import load_bundle, save_bundle
     from textpipe.training import train
 
-    bundle = train(Config(**TINY_SETTINGS, adversarial=0.1), tiny_data)
+    bundle = train(Config(**TINY_SETTINGS), tiny_data)  # "auto": the tiny texts fit in one window
+    assert bundle.config.adversarial == ADVERSARIAL_FRACTION["lstm"]
     probabilities = bundle.predict_proba(tiny_data.test.texts)
     assert (probabilities.argmax(axis=1) == tiny_data.test.labels).mean() > 0.8
     path = save_bundle(bundle, tmp_path / "bundle")
@@ -89,13 +91,26 @@ def test_trains_beats_chance_and_saves_a_plain_model(tiny_data, tmp_path):
     assert "AdversarialClassifier" not in json.dumps(saved)  # loads without textpipe's training step
     reloaded = load_bundle(path)
     np.testing.assert_allclose(reloaded.predict_proba(tiny_data.test.texts), probabilities, rtol=1e-5, atol=1e-6)
-    assert reloaded.config.adversarial == 0.1
+    assert reloaded.config.adversarial == ADVERSARIAL_FRACTION["lstm"]  # the number chosen, not "auto"
 
 
-def test_off_by_default_in_every_preset():
-    for preset in ("seed", "accurate"):
-        assert Config(preset=preset).adversarial == 0.0
-        assert not isinstance(build_model(Config(**TINY_SETTINGS, preset=preset), 2), AdversarialClassifier)
+def test_auto_is_on_when_half_of_the_training_texts_fit_in_a_window():
+    short, long = "a b c d", " ".join(["w"] * 65)  # 4 words; 65, one over the seed preset's 64
+    assert Config().adversarial == "auto" and Config(preset="accurate").adversarial == 0.0
+    for model in ("lstm", "conv1d"):
+        chosen = resolve_auto(Config(model=model), [short, short, long]).adversarial
+        assert chosen == ADVERSARIAL_FRACTION[model]
+    assert resolve_auto(Config(), [short, long, long]).adversarial == 0.0
+    assert resolve_auto(Config(), [short, long]).adversarial == ADVERSARIAL_FRACTION["lstm"]  # the median: 34.5
+    assert resolve_auto(Config(sequence_length=80), [short, long, long]).adversarial == ADVERSARIAL_FRACTION["lstm"]
+    # Under a preset that leaves the length to the data, against the length it chose.
+    chosen = resolve_auto(Config(preset="accurate", adversarial="auto"), [short, long, long])
+    assert chosen.sequence_length == 72 and chosen.adversarial == ADVERSARIAL_FRACTION["lstm"]
+    # A number given wins over the texts; a model built before they are seen trains plainly.
+    assert resolve_auto(Config(adversarial=0.3), [long]).adversarial == 0.3
+    assert resolve_auto(Config(adversarial=0), [short]).adversarial == 0
+    assert not isinstance(build_model(Config(**TINY_SETTINGS), 2), AdversarialClassifier)
+    assert isinstance(build_model(Config(**TINY_SETTINGS, adversarial=0.1), 2), AdversarialClassifier)
 
 
 def test_trains_under_a_mirrored_strategy_and_mixed_precision(tiny_data):
@@ -105,3 +120,19 @@ def test_trains_under_a_mirrored_strategy_and_mixed_precision(tiny_data):
     bundle = train(config, tiny_data)
     probabilities = bundle.predict_proba(tiny_data.test.texts)
     assert (probabilities.argmax(axis=1) == tiny_data.test.labels).mean() > 0.8
+
+
+def test_train_says_when_it_trains_adversarially(tiny_data, tmp_path, capsys):
+    from textpipe.cli import main
+
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(tiny_data.train.texts, tiny_data.train.labels)))
+    small = ["--dataset", str(data), "--epochs", "1", "--embedding-dim", "8", "--lstm-units", "8", "--vocab-size", "64"]
+    assert main(["train", *small, "--output", str(tmp_path / "auto")]) == 0
+    assert "classifier: lstm, at most 1 epoch, adversarial training (0.1)\n" in capsys.readouterr().out
+    assert main(["train", *small, "--adversarial", "0", "--output", str(tmp_path / "off")]) == 0
+    assert "adversarial" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["train", *small, "--adversarial", "often"])
+    assert info.value.code == 2
+    assert "--adversarial: expected a number or auto, got 'often'" in capsys.readouterr().err

@@ -42,8 +42,9 @@ def test_unknown_key_is_named(tmp_path):
         ({"validation_fraction": 0}, "validation_fraction"),
         ({"seed": 2**32}, r"seed must be in \[0, 2\*\*32\)"),
         ({"word_vectors": "glove.txt", "unlabeled": "raw.txt"}, "give one of the two"),
-        ({"adversarial": -0.1}, "adversarial must be 0 .off. or a positive fraction, got -0.1"),
-        ({"adversarial": float("nan")}, "adversarial must be 0 .off. or a positive fraction, got nan"),
+        ({"adversarial": -0.1}, "adversarial must be 0 .off., a positive fraction or 'auto', got -0.1"),
+        ({"adversarial": float("nan")}, "adversarial must be 0 .off., a positive fraction or 'auto', got nan"),
+        ({"adversarial": "0.1"}, "adversarial must be a number or 'auto', got '0.1'"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(values, message):

@@ -27,8 +27,8 @@ class Recorder(Progress):
     def word_vectors(self, report):
         self.events.append(("word vectors", report["source"]))
 
-    def classifier(self, epochs):
-        self.events.append(("classifier", epochs))
+    def classifier(self, config):
+        self.events.append(("classifier", config.epochs))
 
 
 def test_conv1d_training_reports_its_phases_in_order(tiny_data):

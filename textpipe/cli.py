@@ -54,9 +54,11 @@ TRAIN_SETTINGS = [
     ("--word-vector-dim", int, "word vector size (default: 100)"),
     ("--skipgram-epochs", int, "epochs of skip-gram training when no --word-vectors file (default: 5)"),
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
-    ("--adversarial", float, "adversarial training: also fit each batch with the word vectors it reads pushed, by "
-                             "this fraction of their length, in the direction that raises its loss most, e.g. "
-                             "0.1; up to twice the time per step (default: 0, off)"),
+    ("--adversarial", "auto_float", "adversarial training: also fit each batch with the word vectors it reads "
+                                    "pushed, by this fraction of their length, in the direction that raises its "
+                                    "loss most (up to twice the time per step); 0: off; auto: 0.1 for the lstm, 0.05 "
+                                    "for conv1d when at least half of the training texts fit in --sequence-length "
+                                    "words, else off (default: auto; --preset accurate: 0)"),
     ("--patience", "patience", "stop after N epochs without a better validation macro F1, or off to run every "
                                "epoch (default: 3)"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
@@ -76,14 +78,14 @@ TRAIN_SETTINGS = [
 ]
 
 
-def _int_or(meaning: int | str, *words: str):
-    """An argparse type: a whole number, or one of `words` (any case), which stand for `meaning`."""
+def _number_or(number: type, meaning: int | str, *words: str):
+    """An argparse type: a `number` (int or float), or one of `words` (any case), which stand for `meaning`."""
 
-    def parse(value: str) -> int | str:
+    def parse(value: str) -> int | float | str:
         if value.strip().lower() in words:
             return meaning
         try:
-            return int(value)
+            return number(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number or {words[0]}, got {value!r}") from None
 
@@ -95,7 +97,12 @@ def _names(value: str) -> list[str]:
 
 
 # "off" is patience 0: no early stopping. "auto": chosen from the training texts.
-PARSERS = {"patience": _int_or(0, "off", "none"), "auto_int": _int_or("auto", "auto"), "names": _names}
+PARSERS = {
+    "patience": _number_or(int, 0, "off", "none"),
+    "auto_int": _number_or(int, "auto", "auto"),
+    "auto_float": _number_or(float, "auto", "auto"),
+    "names": _names,
+}
 ENCODING_HELP = "text encoding of the input files, e.g. latin-1, cp1252, utf-16 (default: utf-8)"
 
 

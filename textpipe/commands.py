@@ -72,9 +72,12 @@ def _terminal_progress(config):
         def word_vectors(self, report):
             print(describe_word_vectors(report), flush=True)
 
-        def classifier(self, epochs):
-            averaged = ", its weights averaged over the last steps" if config.average_weights else ""
-            print(f"classifier: {config.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}{averaged}", flush=True)
+        def classifier(self, settings):
+            epochs = settings.epochs
+            averaged = ", its weights averaged over the last steps" if settings.average_weights else ""
+            adversarial = f", adversarial training ({settings.adversarial:g})" if settings.adversarial else ""
+            print(f"classifier: {settings.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}{averaged}"
+                  f"{adversarial}", flush=True)
 
         def ngrams(self, epochs):
             print(f"n-gram model: words and word pairs, at most {epochs} epoch{'s' if epochs > 1 else ''}", flush=True)

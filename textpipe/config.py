@@ -86,8 +86,8 @@ class Config:
     ngrams: bool | None = None  # seed: False
     # Adversarial training on the word vectors (models.AdversarialClassifier): each step also fits the batch
     # with the vectors it reads pushed, by this fraction of their length, in the direction that raises its
-    # loss most. 0: off.
-    adversarial: float | None = None  # seed: 0
+    # loss most. 0: off; "auto": chosen from the training texts (presets.ADVERSARIAL_FRACTION).
+    adversarial: float | str | None = None  # seed: "auto"
     # `epochs` is a maximum: training stops after `patience` epochs without a better validation macro F1
     # (0 or None: it runs every epoch), and ends with the weights of its best epoch by that score
     # (keep_best_epoch=False: the last epoch's, as the reference model did).
@@ -159,8 +159,11 @@ class Config:
                     f"the conv1d model needs sequence_length >= {conv1d_min_length()} for its convolutions "
                     f"and pooling, got {self.sequence_length}"
                 )
-        if not (math.isfinite(self.adversarial) and self.adversarial >= 0):
-            raise ConfigError(f"adversarial must be 0 (off) or a positive fraction, got {self.adversarial}")
+        if isinstance(self.adversarial, str):
+            if self.adversarial != AUTO:
+                raise ConfigError(f"adversarial must be a number or {AUTO!r}, got {self.adversarial!r}")
+        elif not (math.isfinite(self.adversarial) and self.adversarial >= 0):
+            raise ConfigError(f"adversarial must be 0 (off), a positive fraction or {AUTO!r}, got {self.adversarial}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
 

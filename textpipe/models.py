@@ -21,6 +21,7 @@ from textpipe.layers import (
     TokenMaxPooling1D, TrimPadding,
 )
 from textpipe.metrics import MacroF1
+from textpipe.presets import AUTO
 
 
 def build_model(
@@ -187,8 +188,10 @@ def conv1d_min_length() -> int:
 
 def classifier_model(ids, outputs, config: Config, table: str) -> keras.Model:
     """The classifier from `ids` to `outputs`, reading words through the Embedding layer named `table`: an
-    AdversarialClassifier when config.adversarial is set, else a plain functional model."""
-    if config.adversarial:
+    AdversarialClassifier when config.adversarial is a positive fraction, else a plain functional model.
+    training.train settles adversarial="auto" from the training texts first; a model built without them trains
+    plainly."""
+    if config.adversarial and config.adversarial != AUTO:
         return AdversarialClassifier(ids, outputs, epsilon=config.adversarial, table=table, name="classifier")
     return keras.Model(ids, outputs, name="classifier")
 

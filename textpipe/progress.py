@@ -4,7 +4,10 @@ nothing, and the command line shows each phase as a tqdm bar on a terminal (see 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    from textpipe.config import Config
 
 
 class Progress:
@@ -19,8 +22,9 @@ class Progress:
     def word_vectors(self, report: dict[str, Any]) -> None:
         """The conv1d model's word vectors are ready (before the classifier trains): where they came from."""
 
-    def classifier(self, epochs: int) -> None:
-        """The classifier starts training, for at most `epochs` epochs."""
+    def classifier(self, config: Config) -> None:
+        """The classifier starts training with `config`'s settings, those left to the data settled (at most
+        config.epochs epochs)."""
 
     def ngrams(self, epochs: int) -> None:
         """With config.ngrams, after the network: the n-gram model starts training, for at most `epochs` epochs."""

@@ -137,7 +137,7 @@ def train(
         if config.average_weights:
             average_over(classifier, min(AVERAGE_STEPS, int(train_batches.cardinality())))
         validation_batches = batches(data.validation, shuffle=False)
-        progress.classifier(config.epochs)
+        progress.classifier(config)
         history = classifier.fit(
             train_batches,
             validation_data=validation_batches,
