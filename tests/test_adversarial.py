@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import TINY_SETTINGS
 from textpipe.config import Config
 from textpipe.models import AdversarialClassifier, adversarial_push, build_model
-from textpipe.presets import ADVERSARIAL_FRACTION, resolve_auto
+from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, resolve_auto
 
 
 def test_the_push_follows_the_gradient_and_is_epsilon_times_the_rows_read():
@@ -81,8 +81,7 @@ def test_trains_beats_chance_and_saves_a_plain_model(tiny_data, tmp_path):
     from textpipe.bundle import load_bundle, save_bundle
     from textpipe.training import train
 
-    bundle = train(Config(**TINY_SETTINGS), tiny_data)  # "auto": the tiny texts fit in one window
-    assert bundle.config.adversarial == ADVERSARIAL_FRACTION["lstm"]
+    bundle = train(Config(**TINY_SETTINGS, adversarial=0.1), tiny_data)
     probabilities = bundle.predict_proba(tiny_data.test.texts)
     assert (probabilities.argmax(axis=1) == tiny_data.test.labels).mean() > 0.8
     path = save_bundle(bundle, tmp_path / "bundle")
@@ -91,24 +90,26 @@ def test_trains_beats_chance_and_saves_a_plain_model(tiny_data, tmp_path):
     assert "AdversarialClassifier" not in json.dumps(saved)  # loads without textpipe's training step
     reloaded = load_bundle(path)
     np.testing.assert_allclose(reloaded.predict_proba(tiny_data.test.texts), probabilities, rtol=1e-5, atol=1e-6)
-    assert reloaded.config.adversarial == ADVERSARIAL_FRACTION["lstm"]  # the number chosen, not "auto"
+    assert reloaded.config.adversarial == 0.1
 
 
-def test_auto_is_on_when_half_of_the_training_texts_fit_in_a_window():
+def test_auto_is_on_with_enough_texts_when_half_of_them_fit_in_a_window():
     short, long = "a b c d", " ".join(["w"] * 65)  # 4 words; 65, one over the seed preset's 64
+    half = ADVERSARIAL_MIN_TEXTS // 2
     assert Config().adversarial == "auto" and Config(preset="accurate").adversarial == 0.0
     for model in ("lstm", "conv1d"):
-        chosen = resolve_auto(Config(model=model), [short, short, long]).adversarial
+        chosen = resolve_auto(Config(model=model), [short] * (half + 1) + [long] * half).adversarial
         assert chosen == ADVERSARIAL_FRACTION[model]
-    assert resolve_auto(Config(), [short, long, long]).adversarial == 0.0
-    assert resolve_auto(Config(), [short, long]).adversarial == ADVERSARIAL_FRACTION["lstm"]  # the median: 34.5
-    assert resolve_auto(Config(sequence_length=80), [short, long, long]).adversarial == ADVERSARIAL_FRACTION["lstm"]
+    assert resolve_auto(Config(), [short] * half + [long] * (half + 1)).adversarial == 0.0
+    assert resolve_auto(Config(), [short] * half + [long] * half).adversarial == 0.1  # the median: 34.5 words
+    assert resolve_auto(Config(), [short] * (ADVERSARIAL_MIN_TEXTS - 1)).adversarial == 0.0  # too few texts
+    assert resolve_auto(Config(sequence_length=80), [long] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.1
     # Under a preset that leaves the length to the data, against the length it chose.
-    chosen = resolve_auto(Config(preset="accurate", adversarial="auto"), [short, long, long])
+    chosen = resolve_auto(Config(preset="accurate", adversarial="auto"), [short] * half + [long] * (half + 1))
     assert chosen.sequence_length == 72 and chosen.adversarial == ADVERSARIAL_FRACTION["lstm"]
     # A number given wins over the texts; a model built before they are seen trains plainly.
     assert resolve_auto(Config(adversarial=0.3), [long]).adversarial == 0.3
-    assert resolve_auto(Config(adversarial=0), [short]).adversarial == 0
+    assert resolve_auto(Config(adversarial=0), [short] * ADVERSARIAL_MIN_TEXTS).adversarial == 0
     assert not isinstance(build_model(Config(**TINY_SETTINGS), 2), AdversarialClassifier)
     assert isinstance(build_model(Config(**TINY_SETTINGS, adversarial=0.1), 2), AdversarialClassifier)
 
@@ -122,14 +123,20 @@ def test_trains_under_a_mirrored_strategy_and_mixed_precision(tiny_data):
     assert (probabilities.argmax(axis=1) == tiny_data.test.labels).mean() > 0.8
 
 
-def test_train_says_when_it_trains_adversarially(tiny_data, tmp_path, capsys):
+def test_train_says_when_it_trains_adversarially(tiny_data, tmp_path, capsys, monkeypatch):
+    from textpipe import presets
+    from textpipe.bundle import load_bundle
     from textpipe.cli import main
 
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(tiny_data.train.texts, tiny_data.train.labels)))
     small = ["--dataset", str(data), "--epochs", "1", "--embedding-dim", "8", "--lstm-units", "8", "--vocab-size", "64"]
+    assert main(["train", *small, "--output", str(tmp_path / "few")]) == 0  # 400 texts: too few
+    assert "adversarial" not in capsys.readouterr().out
+    monkeypatch.setattr(presets, "ADVERSARIAL_MIN_TEXTS", 100)
     assert main(["train", *small, "--output", str(tmp_path / "auto")]) == 0
     assert "classifier: lstm, at most 1 epoch, adversarial training (0.1)\n" in capsys.readouterr().out
+    assert load_bundle(tmp_path / "auto").config.adversarial == 0.1
     assert main(["train", *small, "--adversarial", "0", "--output", str(tmp_path / "off")]) == 0
     assert "adversarial" not in capsys.readouterr().out
     with pytest.raises(SystemExit) as info:

@@ -29,7 +29,8 @@ TRAIN_SETTINGS = [
     ("--output", str, "folder to write the model bundle to (default: textpipe-model)"),
     ("--epochs", int, "training epochs (default: 10)"),
     ("--batch-size", int, "examples per training step (default: 16)"),
-    ("--preset", str, "seed (the reference model's numbers, plus the conv1d model's weights averaged) or accurate "
+    ("--preset", str, "seed (the reference model's numbers, plus the conv1d model's weights averaged and "
+                      "--adversarial auto) or accurate "
                       "(vocabulary and sequence length chosen from the training texts, batches of 32, up to 15 "
                       "epochs, --lstm-pooling max, --ngrams); flags and --config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
@@ -56,9 +57,9 @@ TRAIN_SETTINGS = [
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
     ("--adversarial", "auto_float", "adversarial training: also fit each batch with the word vectors it reads "
                                     "pushed, by this fraction of their length, in the direction that raises its "
-                                    "loss most (up to twice the time per step); 0: off; auto: 0.1 for the lstm, 0.05 "
-                                    "for conv1d when at least half of the training texts fit in --sequence-length "
-                                    "words, else off (default: auto; --preset accurate: 0)"),
+                                    "loss most (up to twice the time per step); 0: off; auto: 0.1 for the lstm, "
+                                    "0.025 for conv1d with 2,000 training texts or more, at least half of them "
+                                    "within --sequence-length words, else off (default: auto; --preset accurate: 0)"),
     ("--patience", "patience", "stop after N epochs without a better validation macro F1, or off to run every "
                                "epoch (default: 3)"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),

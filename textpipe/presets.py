@@ -50,12 +50,15 @@ MAX_AUTO_VOCABULARY = 20_000
 # the length it reads; the conv1d model reads all positions at once.
 LENGTH_COVERAGE = 0.95
 MAX_AUTO_LENGTH = {"lstm": 256, "conv1d": 512}
-# "auto" adversarial training: this fraction of the word vectors' length per model when at least half of the
-# training texts fit in one window (sequence_length words), else off. On sentence-length data (SST-2's phrases
-# and its sentences, emotion) it raised the lstm's accuracy by 1.4-2.1 points and the conv1d model's by up to 2.4;
-# on IMDB's reviews, read in several windows each, it changed neither (-0.2, -0.1) and took up to 2.5 times as
-# long (3 seeds each; README, Results).
+# "auto" adversarial training: this fraction of the word vectors' length per model when there are at least
+# ADVERSARIAL_MIN_TEXTS training texts and at least half of them fit in one window (sequence_length words), else
+# off. On sentence-length data of 4,500 or more rows (SST-2's phrases and its sentences, emotion) it raised the
+# lstm's accuracy by 1.4-2.1 points and the conv1d model's by up to 2.4; with fewer rows it gained less, and
+# on 900 it lost 3.7 (SST-2's sentences) and 10.5 points (emotion): level at 2,000. On IMDB's reviews, read in
+# several windows each, it changed neither model (-0.2, -0.1) and took up to 2.5 times as long (3 seeds each;
+# README, Results).
 ADVERSARIAL_FRACTION = {"lstm": 0.1, "conv1d": 0.025}
+ADVERSARIAL_MIN_TEXTS = 2_000
 
 # What the vectorizer's "lower_and_strip_punctuation" strips.
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -94,8 +97,8 @@ def auto_settings(texts: Iterable[str], model: str) -> dict[str, int]:
 def auto_adversarial(texts: Iterable[str], model: str, sequence_length: int) -> float:
     """The adversarial fraction the training `texts` call for (see ADVERSARIAL_FRACTION)."""
     lengths = [len(words(str(text))) for text in texts]
-    fits = not lengths or np.median(lengths) <= sequence_length
-    return ADVERSARIAL_FRACTION[model] if fits else 0.0
+    on = len(lengths) >= ADVERSARIAL_MIN_TEXTS and np.median(lengths) <= sequence_length
+    return ADVERSARIAL_FRACTION[model] if on else 0.0
 
 
 def resolve_auto(config, texts: Sequence[str], start=None):
