@@ -94,11 +94,12 @@ def auto_settings(texts: Iterable[str], model: str) -> dict[str, int]:
     }
 
 
-def auto_adversarial(texts: Iterable[str], model: str, sequence_length: int) -> float:
+def auto_adversarial(texts: Sequence[str], model: str, sequence_length: int) -> float:
     """The adversarial fraction the training `texts` call for (see ADVERSARIAL_FRACTION)."""
-    lengths = [len(words(str(text))) for text in texts]
-    on = len(lengths) >= ADVERSARIAL_MIN_TEXTS and np.median(lengths) <= sequence_length
-    return ADVERSARIAL_FRACTION[model] if on else 0.0
+    if len(texts) < ADVERSARIAL_MIN_TEXTS:
+        return 0.0
+    short = np.median([len(words(str(text))) for text in texts]) <= sequence_length
+    return ADVERSARIAL_FRACTION[model] if short else 0.0
 
 
 def resolve_auto(config, texts: Sequence[str], start=None):
