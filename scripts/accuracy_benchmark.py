@@ -44,6 +44,7 @@ METHODS = (
     "lstm_accurate_unlabeled", "conv1d_accurate_unlabeled",  # ... --preset accurate --no-ngrams --unlabeled FILE
     "lstm_accurate_ngrams_unlabeled", "conv1d_accurate_ngrams_unlabeled",  # ... --preset accurate --unlabeled FILE
     "lstm_adversarial", "conv1d_adversarial",  # ... --adversarial ADVERSARIAL[model]: adversarial training
+    "lstm_no_adversarial", "conv1d_no_adversarial",  # ... --adversarial 0: without it, wherever "auto" gives it
 )
 # The --adversarial fraction measured for each model: on SST-2's sentences (3 seeds) the lstm did about as well
 # at 0.1 as at 0.2, and the conv1d model, which starts from skip-gram vectors, at 0.025 and 0.05, not at 0.2.
@@ -59,6 +60,7 @@ TEXTPIPE_SETTINGS = {
     "accurate_unlabeled": {"preset": "accurate", "ngrams": False},
     "accurate_ngrams_unlabeled": {"preset": "accurate"},
     "adversarial": {},  # the fraction per model: ADVERSARIAL
+    "no_adversarial": {"adversarial": 0.0},
 }
 # The raw text `--unlabeled` reads, per dataset that has some here: the first UNLABELED_ROWS training texts of
 # another dataset of the same kind, labels unread (SST-2: IMDB's reviews, as a user could add the Hub's

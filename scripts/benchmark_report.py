@@ -25,6 +25,8 @@ METHODS = {
     "conv1d_accurate_ngrams_unlabeled": "textpipe conv1d, --preset accurate --unlabeled",
     "lstm_adversarial": f"textpipe lstm, --adversarial {ADVERSARIAL['lstm']}",
     "conv1d_adversarial": f"textpipe conv1d, --adversarial {ADVERSARIAL['conv1d']}",
+    "lstm_no_adversarial": "textpipe lstm, --adversarial 0",
+    "conv1d_no_adversarial": "textpipe conv1d, --adversarial 0",
 }
 DATASET_NAMES = {"sst2": "SST-2", "imdb": "IMDB", "emotion": "emotion", "sst2_sentences": "SST-2 sentences"}
 # What a dataset's section says of its rows, where more than its name.
@@ -98,9 +100,11 @@ def render_accuracy(section: dict) -> str:
         "model did, adversarial training as in the defaults); `--preset accurate` (vocabulary and sequence "
         "length from the training texts, batches of 32, up to 15 epochs, the lstm max-pooled, the network's "
         "probabilities mixed with a linear model's on word 1-2-grams by a weight chosen on the held-out rows; "
-        "`--no-ngrams`: the network alone); `--adversarial` (defaults, each batch also fitted with the "
+        "`--no-ngrams`: the network alone); `--adversarial F` (defaults, each batch also fitted with the "
         "word vectors it reads pushed in the direction that raises its loss most, by "
-        f"{ADVERSARIAL['lstm']} of their length for the lstm, {ADVERSARIAL['conv1d']} for the conv1d model). "
+        f"{ADVERSARIAL['lstm']} of their length for the lstm, {ADVERSARIAL['conv1d']} for the conv1d model, "
+        "whatever the texts; `--adversarial 0`: the defaults without it, as textpipe trained before it was "
+        "a default). "
         "`--word-vectors` "
         "gets skip-gram vectors learned by textpipe on all of the dataset's training text, standing in for "
         "downloaded GloVe vectors, which this machine cannot fetch. `--unlabeled` reads raw text of another "
