@@ -101,7 +101,7 @@ def test_auto_is_on_with_enough_texts_when_half_of_them_fit_in_a_window():
         chosen = resolve_auto(Config(model=model), [short] * (half + 1) + [long] * half).adversarial
         assert chosen == ADVERSARIAL_FRACTION[model]
     assert resolve_auto(Config(), [short] * half + [long] * (half + 1)).adversarial == 0.0
-    assert resolve_auto(Config(), [short] * half + [long] * half).adversarial == 0.1  # the median: 34.5 words
+    assert resolve_auto(Config(), [short] * half + [long] * half).adversarial == 0.1  # exactly half fit
     assert resolve_auto(Config(), [short] * (ADVERSARIAL_MIN_TEXTS - 1)).adversarial == 0.0  # too few texts
     assert resolve_auto(Config(sequence_length=80), [long] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.1
     # Under a preset that leaves the length to the data, against the length it chose.
@@ -143,3 +143,16 @@ def test_train_says_when_it_trains_adversarially(tiny_data, tmp_path, capsys, mo
         main(["train", *small, "--adversarial", "often"])
     assert info.value.code == 2
     assert "--adversarial: expected a number or auto, got 'often'" in capsys.readouterr().err
+
+
+def test_a_settings_file_may_leave_it_to_the_data_or_give_a_number(tmp_path):
+    from textpipe.config import ConfigError, load_config
+
+    path = tmp_path / "settings.toml"
+    path.write_text('adversarial = "auto"\n')
+    assert load_config(path).adversarial == "auto"
+    path.write_text("adversarial = 0.05\n")
+    assert load_config(path).adversarial == 0.05
+    path.write_text("adversarial = true\n")
+    with pytest.raises(ConfigError, match="'adversarial' must be"):
+        load_config(path)

@@ -28,6 +28,7 @@ class Recorder(Progress):
         self.events.append(("word vectors", report["source"]))
 
     def classifier(self, config):
+        assert config.adversarial != "auto"  # the settings it trains with, those left to the data settled
         self.events.append(("classifier", config.epochs))
 
 

@@ -57,9 +57,9 @@ TRAIN_SETTINGS = [
     ("--learning-rate", float, "RMSprop learning rate (default: 0.001)"),
     ("--adversarial", "auto_float", "adversarial training: also fit each batch with the word vectors it reads "
                                     "pushed, by this fraction of their length, in the direction that raises its "
-                                    "loss most (up to twice the time per step); 0: off; auto: 0.1 for the lstm, "
-                                    "0.025 for conv1d with 2,000 training texts or more, at least half of them "
-                                    "within --sequence-length words, else off (default: auto; --preset accurate: 0)"),
+                                    "loss most (up to twice the time per step); 0: off; auto: with 2,000 training "
+                                    "texts or more, at least half of them within --sequence-length words, 0.1 for "
+                                    "the lstm and 0.025 for conv1d, else off (default: auto; --preset accurate: 0)"),
     ("--patience", "patience", "stop after N epochs without a better validation macro F1, or off to run every "
                                "epoch (default: 3)"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
