@@ -53,7 +53,7 @@ MAX_AUTO_LENGTH = {"lstm": 256, "conv1d": 512}
 # "auto" adversarial training: this fraction of the word vectors' length per model when there are at least
 # ADVERSARIAL_MIN_TEXTS training texts and at least half of them fit in one window (sequence_length words), else
 # off. On sentence-length data of 4,500 or more rows (SST-2's phrases, 4,500 and all; its sentences; emotion's
-# 4,500 and all) it raised the lstm's accuracy by 1.4-2.1 points and the conv1d model's by 0.2-2.5; with fewer
+# 4,500 and all) it raised the lstm's accuracy by 1.4-2.7 points and the conv1d model's by 0.2-2.5; with fewer
 # rows it gained less, and on 900 it cost the lstm 3.7 (SST-2's sentences) and 10.5 points (emotion), level at
 # 2,000. On IMDB's reviews, read in several windows each, it changed neither model (-0.2, -0.1) and took up to
 # 2.5 times as long (3 seeds each; README, Results).
