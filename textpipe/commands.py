@@ -45,7 +45,7 @@ def run_train(args: argparse.Namespace) -> int:
     from textpipe.evaluation import format_report
     from textpipe.training import train
 
-    bundle = train(config, data, verbose=1 if sys.stdout.isatty() else 2, progress=_terminal_progress(config))
+    bundle = train(config, data, verbose=1 if sys.stdout.isatty() else 2, progress=_terminal_progress())
     print(describe_kept_epoch(bundle.kept_epoch))
     if bundle.ngrams:
         print(describe_ngrams(bundle.ngrams))
@@ -55,7 +55,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminal_progress(config):
+def _terminal_progress():
     """Training's phases as tqdm bars on stderr (only on a terminal), and a line on stdout as each ends."""
     from tqdm import tqdm
 
@@ -72,11 +72,11 @@ def _terminal_progress(config):
         def word_vectors(self, report):
             print(describe_word_vectors(report), flush=True)
 
-        def classifier(self, settings):
-            epochs = settings.epochs
-            averaged = ", its weights averaged over the last steps" if settings.average_weights else ""
-            adversarial = f", adversarial training ({settings.adversarial:g})" if settings.adversarial else ""
-            print(f"classifier: {settings.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}{averaged}"
+        def classifier(self, config):
+            epochs = config.epochs
+            averaged = ", its weights averaged over the last steps" if config.average_weights else ""
+            adversarial = f", adversarial training ({config.adversarial:g})" if config.adversarial else ""
+            print(f"classifier: {config.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}{averaged}"
                   f"{adversarial}", flush=True)
 
         def ngrams(self, epochs):
