@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from accuracy_benchmark import ADVERSARIAL
-from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS
+from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, PRESETS
 
 METHODS = {
     "tfidf_lr_restricted": "TF-IDF + LR, 1,022 words",
@@ -93,7 +93,7 @@ def render_accuracy(section: dict) -> str:
         "textpipe runs as `textpipe train` would: defaults (up to 10 epochs, the best by validation macro F1 "
         "kept, stopping after 3 without a better one; the conv1d model's weights averaged over the last 100 "
         f"steps; adversarial training, as `--adversarial` below, on {ADVERSARIAL_MIN_TEXTS:,} training texts or "
-        f"more, at least half of them within 64 words, by {ADVERSARIAL_FRACTION['lstm']} for the lstm and "
+        f"more, at least half of them within {PRESETS['seed']['sequence_length']} words, by {ADVERSARIAL_FRACTION['lstm']} for the lstm and "
         f"{ADVERSARIAL_FRACTION['conv1d']} for the conv1d model: on SST-2 and emotion, not on IMDB); "
         "`--patience off --keep-last-epoch "
         "--no-average-weights` (all 10 epochs, the last step's weights kept, as textpipe 0.2 and the reference "
