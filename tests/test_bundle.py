@@ -81,7 +81,7 @@ def test_predict_rejects_non_text(tiny_bundle):
 
 def test_saved_model_layout(saved_bundle):
     meta = json.loads((saved_bundle / META_FILE).read_text())
-    assert meta["format"] == "textpipe-bundle" and meta["format_version"] == 3
+    assert meta["format"] == "textpipe-bundle" and meta["format_version"] == 4
     assert meta["class_names"] == ["negative", "positive"]
     assert set(meta["metrics"]["validation"]) >= {"accuracy", "macro_f1", "confusion_matrix", "roc_auc"}
     assert sorted(p.name for p in saved_bundle.iterdir()) == [META_FILE, MODEL_FILE]

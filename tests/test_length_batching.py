@@ -14,7 +14,9 @@ from conftest import FILLER, TINY_SETTINGS
 from textpipe.bundle import FORMAT_VERSION, load_bundle, save_bundle
 from textpipe.config import Config
 from textpipe.inputs import InputSpec
-from textpipe.layers import MaskedLSTM, TokenAveragePooling1D, TokenMaxPooling1D, TrimPadding
+from textpipe.layers import (
+    AverageOverWindows, MaskedLSTM, TokenAveragePooling1D, TokenMaxPooling1D, TrimPadding,
+)
 from textpipe.scoring import score_rows
 from textpipe.training import train
 
@@ -55,13 +57,13 @@ def test_a_texts_probabilities_do_not_depend_on_its_batch(name, request, tmp_pat
     beside_long = first([SHORT, LONG, "dull"])
     np.testing.assert_allclose(among_short, alone, atol=1e-5)
     np.testing.assert_allclose(beside_long, alone, atol=1e-5)
-    # The 500-word text is read in windows of 64 words: its probabilities are the windows', averaged with
-    # each window weighted by its words, in whatever batch it comes.
+    # The 500-word text is read in windows of 64 words: its probabilities are those of the mean of the
+    # windows' log-odds, the 52-word last window counting as much as a full one, in whatever batch it comes.
     words = LONG.split()
     windows = [" ".join(words[i : i + 64]) for i in range(0, len(words), 64)]
-    weights = np.array([len(w.split()) for w in windows], dtype=np.float64)
-    each = bundle.infer(np.array(windows, dtype=object)).numpy()
-    np.testing.assert_allclose(first([LONG]), weights @ each / weights.sum(), atol=1e-5)
+    each = bundle.infer(np.array(windows, dtype=object)).numpy()[:, 0].astype(np.float64)  # P(class 1)
+    log_odds = np.log(each) - np.log1p(-each)
+    np.testing.assert_allclose(first([LONG])[0], 1 / (1 + np.exp(-log_odds.mean())), atol=1e-5)
     assert not np.allclose(first([LONG + " great great dull"]), first([LONG]), atol=1e-7)
 
 
@@ -155,6 +157,33 @@ def test_token_max_pooling_takes_each_channels_largest_value_over_real_tokens_on
     pooled = TokenMaxPooling1D()([features, ids]).numpy()
     # The padding's 9s are left out, negative maxima stay negative, and a text with no tokens pools to 0.
     assert pooled.tolist() == [[-2.0, 5.0], [0.0, 0.0]]
+
+
+def test_windows_are_combined_by_their_mean_log_odds_each_counting_once():
+    ids = tf.constant([[5] * 4 + [6] * 4 + [7] * 2, [5] * 3 + [0] * 7], tf.int64)  # windows of 4: 3 and 1
+    p = np.array([0.9, 0.6, 0.2, 0.7], np.float32)  # the first text's three windows, then the second's
+    combined = AverageOverWindows(4, average="log_odds")([tf.constant(p[:, None]), ids]).numpy()[:, 0]
+    logit = np.log(p / (1 - p))
+    np.testing.assert_allclose(combined, 1 / (1 + np.exp(-np.array([logit[:3].mean(), logit[3]]))), rtol=1e-5)
+    # A softmax's rows: the mean of their logarithms, renormalized (the geometric mean).
+    rows = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.2, 0.5, 0.3]], np.float32)
+    got = AverageOverWindows(4, average="log_odds")([tf.constant(rows), ids]).numpy()
+    geometric = np.exp(np.log(rows[:3]).mean(axis=0))
+    np.testing.assert_allclose(got, [geometric / geometric.sum(), rows[3]], rtol=1e-5)
+    # A text no longer than a window keeps its window's output.
+    assert combined[1] == pytest.approx(0.7, abs=1e-6)
+
+
+def test_windows_of_bundles_saved_before_log_odds_are_weighted_by_their_tokens():
+    ids = tf.constant([[5] * 4 + [6] * 4 + [7] * 2], tf.int64)  # windows of 4, 4 and 2 tokens
+    p = tf.constant([[0.9], [0.6], [0.2]])
+    config = AverageOverWindows(4, average="log_odds").get_config()
+    del config["average"]  # as saved before the setting existed
+    earlier = AverageOverWindows.from_config(config)
+    assert earlier.average == "tokens"
+    assert earlier([p, ids]).numpy()[0, 0] == pytest.approx((4 * 0.9 + 4 * 0.6 + 2 * 0.2) / 10, abs=1e-6)
+    with pytest.raises(ValueError, match="average must be one of"):
+        AverageOverWindows(4, average="median")
 
 
 def test_scoring_keeps_input_order_across_length_sorted_windows(long_lstm_bundle, tmp_path):

@@ -41,9 +41,10 @@ import textpipe.metrics  # noqa: F401
 FORMAT = "textpipe-bundle"
 # 2: each batch is cut to its longest text and the conv1d model averages over real tokens only (textpipe
 # 0.2). 3: long texts are read in windows, and the lstm never hands cuDNN an empty row (layers textpipe 0.2
-# cannot load; with --ngrams, the classifier also holds the n-gram model and the mix). Format 1 and 2 bundles
-# load and predict as they did.
-FORMAT_VERSION = 3
+# cannot load; with --ngrams, the classifier also holds the n-gram model and the mix). 4: a long text's
+# windows are combined by their mean log-odds, each window counting once, not by their probabilities weighted
+# by tokens (a layer setting textpipe before it cannot load). Bundles of formats 1-3 load and predict as they did.
+FORMAT_VERSION = 4
 PREDICT_BATCH = 256
 
 

@@ -2,7 +2,7 @@
 add a linear n-gram model beside the network (see models.build_ngrams).
 
     SplitWindows             texts of any length -> windows of `window` tokens, the empty ones left out
-    AverageOverWindows       each window's class probabilities -> one row per text, weighted by tokens
+    AverageOverWindows       each window's class probabilities -> one row per text (their mean log-odds)
     TrimPadding              token ids padded to any width -> the width this batch's texts need
     MaskedLSTM               an LSTM that a GPU's cuDNN kernel runs even when a window holds no token
     TokenAveragePooling1D    average over the output positions real tokens reach, not over padding
@@ -184,29 +184,60 @@ class SplitWindows(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="textpipe")
 class AverageOverWindows(keras.layers.Layer):
-    """Called on [window outputs (windows, classes), token ids (batch, width)]: each text's output is the
-    average of its windows' outputs, each window weighted by its real tokens, so a short last window counts
-    as little as it holds. The windows must come from SplitWindows with the same `window`, on the same ids.
+    """Called on [window outputs (windows, classes), token ids (batch, width)]: one output per text from its
+    windows' outputs. The windows must come from SplitWindows with the same `window`, on the same ids.
+
+    `average` "log_odds": the windows' log-odds (a softmax's log-probabilities) are averaged, each window
+    counting once, and turned back into probabilities; a window the model is sure of outweighs one it is not,
+    and a short last window, often where a review gives its verdict, counts as much as a full one. Each
+    window is one example in training, so each counts once here too. "tokens": the windows' probabilities
+    averaged, each weighted by its real tokens (bundles saved before "log_odds" existed).
+    A text of one window gets that window's output either way.
     """
 
-    def __init__(self, window: int, **kwargs):
+    AVERAGES = ("log_odds", "tokens")
+
+    def __init__(self, window: int, average: str = "tokens", **kwargs):
         super().__init__(**kwargs)
-        self.window = window
+        if average not in self.AVERAGES:
+            raise ValueError(f"average must be one of {', '.join(self.AVERAGES)}, got {average!r}")
+        self.window, self.average = window, average
 
     def call(self, inputs):
         outputs, ids = inputs
         _, tokens, read = _windows(ids, self.window)
         batch = tf.shape(ids)[0]
-        weights = tf.cast(tf.boolean_mask(tf.maximum(tokens, 1), read), outputs.dtype)
         owner = tf.boolean_mask(tf.broadcast_to(tf.range(batch)[:, None], tf.shape(read)), read)
-        total = tf.math.unsorted_segment_sum(outputs * weights[:, None], owner, batch)
-        return total / tf.math.unsorted_segment_sum(weights, owner, batch)[:, None]
+        if self.average == "tokens":
+            weights = tf.cast(tf.boolean_mask(tf.maximum(tokens, 1), read), outputs.dtype)
+            total = tf.math.unsorted_segment_sum(outputs * weights[:, None], owner, batch)
+            return total / tf.math.unsorted_segment_sum(weights, owner, batch)[:, None]
+        scores = tf.math.unsorted_segment_mean(_log_odds(outputs), owner, batch)
+        return _probabilities(scores)
 
     def compute_output_shape(self, input_shapes):
         return (input_shapes[1][0], input_shapes[0][1])
 
     def get_config(self):
-        return {**super().get_config(), "window": self.window}
+        return {**super().get_config(), "window": self.window, "average": self.average}
+
+
+# Probabilities are clipped to [EPSILON, 1 - EPSILON] before their logarithm: a model, or a window, that is
+# sure cannot veto the others with an infinite log.
+EPSILON = 1e-7
+
+
+def _log_odds(probabilities: tf.Tensor) -> tf.Tensor:
+    """A sigmoid's P(class 1) (one column) -> its log-odds; a softmax's probabilities -> their logarithms."""
+    p = tf.clip_by_value(tf.cast(probabilities, tf.float32), EPSILON, 1 - EPSILON)
+    if p.shape[-1] == 1:
+        return tf.math.log(p) - tf.math.log1p(-p)
+    return tf.math.log(p)
+
+
+def _probabilities(scores: tf.Tensor) -> tf.Tensor:
+    """The inverse of _log_odds, up to a constant per row: a mean of log-probabilities is renormalized."""
+    return tf.sigmoid(scores) if scores.shape[-1] == 1 else tf.nn.softmax(scores, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="textpipe")
@@ -258,10 +289,6 @@ class MixProbabilities(keras.layers.Layer):
     with weight `weight` on A and 1 - weight on B, renormalized. One column is a sigmoid's P(class 1): its
     log-odds are mixed, which is the same mean for two classes."""
 
-    # Probabilities are clipped to [EPSILON, 1 - EPSILON] before their logarithm: a model that is sure cannot
-    # veto the other with an infinite log.
-    EPSILON = 1e-7
-
     def __init__(self, weight: float, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= weight <= 1.0:
@@ -269,11 +296,8 @@ class MixProbabilities(keras.layers.Layer):
         self.weight = float(weight)
 
     def call(self, inputs):
-        a, b = (tf.clip_by_value(tf.cast(p, tf.float32), self.EPSILON, 1 - self.EPSILON) for p in inputs)
-        if a.shape[-1] == 1:
-            logit = lambda p: tf.math.log(p) - tf.math.log1p(-p)
-            return tf.sigmoid(self.weight * logit(a) + (1 - self.weight) * logit(b))
-        return tf.nn.softmax(self.weight * tf.math.log(a) + (1 - self.weight) * tf.math.log(b), axis=-1)
+        a, b = (_log_odds(p) for p in inputs)  # clipped: a model that is sure cannot veto the other
+        return _probabilities(self.weight * a + (1 - self.weight) * b)
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]

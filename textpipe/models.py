@@ -1,8 +1,8 @@
 """The classifiers. They take right-padded token ids, not text.
 
 Both accept texts of any length. They read `sequence_length` tokens at a time: a longer text is cut into
-windows of that many tokens (SplitWindows), each window is classified, and the text gets the average of
-its windows' probabilities, weighted by their tokens (AverageOverWindows). A TrimPadding layer cuts every
+windows of that many tokens (SplitWindows), each window is classified, and the text gets the mean of its
+windows' log-odds, each window counting once (AverageOverWindows). A TrimPadding layer cuts every
 batch of windows to what its longest window needs, so the work follows real tokens, and neither model's
 output for a text depends on how much padding its batch carries.
 """
@@ -279,7 +279,9 @@ def _dense(gradient):
 
 def average_over_windows(config: Config) -> AverageOverWindows:
     # float32, like the head: its averages are the probabilities every caller sees.
-    return AverageOverWindows(config.sequence_length, dtype="float32", name="average_over_windows")
+    return AverageOverWindows(
+        config.sequence_length, average="log_odds", dtype="float32", name="average_over_windows"
+    )
 
 
 def classification_head(n_classes: int) -> keras.layers.Dense:
