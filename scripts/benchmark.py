@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 import textpipe
+from textpipe.bundle import FORMAT_VERSION
 from textpipe.quiet import quiet_libraries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +90,7 @@ def main() -> int:
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
         "textpipe": textpipe.__version__,
+        "bundle_format": FORMAT_VERSION,
     }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -102,7 +104,7 @@ def main() -> int:
                 data.update(command=stamp["command"], date=stamp["date"], cores_used=stamp["machine"]["cores_used"])
                 for method in data["methods"].values():
                     method.update(command=stamp["command"], date=stamp["date"], textpipe=stamp["textpipe"],
-                                  held_out_by=data["held_out_by"])
+                                  bundle_format=stamp["bundle_format"], held_out_by=data["held_out_by"])
                     for run in method["runs"]:
                         run.update(command=stamp["command"], date=stamp["date"])
                 before = earlier.get(name, {})

@@ -108,7 +108,10 @@ def render_accuracy(section: dict) -> str:
         "`--word-vectors` "
         "gets skip-gram vectors learned by textpipe on all of the dataset's training text, standing in for "
         "downloaded GloVe vectors, which this machine cannot fetch. `--unlabeled` reads raw text of another "
-        "dataset, as its section says, from which the skip-gram learns too.\n",
+        "dataset, as its section says, from which the skip-gram learns too. A text longer than the sequence "
+        "length (most of IMDB's reviews, under the defaults) is read in windows, combined by their mean "
+        "log-odds, each window counting once (bundle format 4); rows kept from runs whose note says format 3 "
+        "combined them by their mean probability, each window weighted by its tokens.\n",
     ]
     verdicts = []
     for dataset_key, data in section["datasets"].items():
@@ -157,9 +160,10 @@ def render_accuracy(section: dict) -> str:
             mark = " " + "".join(f"[{n}]" for n in notes) if notes else ""
             scores = " | ".join(mean_sd(m[key], len(seeds_run)) for key in ("accuracy", "macro_f1"))
             lines.append(f"| {label}{mark} | {scores} | {m['seconds']['mean']:,.0f} | {epochs} |")
-        for (command, date, version, by), number in note_of.items():
+        for (command, date, version, fmt, by), number in note_of.items():
             drawn = " (held-out rows drawn row by row)" if by != data.get("held_out_by", "row") else ""
-            lines.append(f"\n[{number}] kept from an earlier run: textpipe {version}, `{command}` on {date}{drawn}.")
+            lines.append(f"\n[{number}] kept from an earlier run: textpipe {version} (bundle format {fmt}), `{command}` "
+                         f"on {date}{drawn}.")
         lines.append("")
         verdicts.extend(targets(title, methods))
     lines.append("### Targets\n")
@@ -177,11 +181,14 @@ def run_commands(method: dict, data: dict) -> set[tuple[str, str]]:
     return {(run.get("command", command), run.get("date", date)) for run in method["runs"]}
 
 
-def earlier_runs(method: dict, data: dict) -> set[tuple[str, str, str, str]]:
-    """The (command, date, textpipe version, held-out rows' drawing) of each run behind a method's row that an
-    earlier command than the section's own made."""
+def earlier_runs(method: dict, data: dict) -> set[tuple[str, str, str, str, str]]:
+    """The (command, date, textpipe version, bundle format, held-out rows' drawing) of each run behind a method's
+    row that an earlier command than the section's own made. Runs before the format was recorded were of
+    format 3 or earlier (a long text's windows combined by their token-weighted mean probability)."""
     version, by = method.get("textpipe", "?"), method.get("held_out_by", "row")
-    return {(command, date, version, by) for command, date in run_commands(method, data) if command != data["command"]}
+    fmt = str(method.get("bundle_format", "3 or earlier"))
+    return {(command, date, version, fmt, by) for command, date in run_commands(method, data)
+            if command != data["command"]}
 
 
 def held_out_by(data: dict) -> str:
