@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 
 import textpipe
-from textpipe.bundle import FORMAT_VERSION
 from textpipe.quiet import quiet_libraries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +84,8 @@ def main() -> int:
         write_reports(results, output)
         print(f"wrote {output} from {json_path}")
         return 0
+    from textpipe.bundle import FORMAT_VERSION  # imports TensorFlow: here, once its logs are quieted
+
     stamp = {
         "command": "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
