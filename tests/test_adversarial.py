@@ -93,20 +93,26 @@ def test_trains_beats_chance_and_saves_a_plain_model(tiny_data, tmp_path):
     assert reloaded.config.adversarial == 0.1
 
 
-def test_auto_is_on_with_enough_texts_when_half_of_them_fit_in_a_window():
+def test_auto_is_on_with_enough_texts_when_half_of_them_are_sentence_length():
     short, long = "a b c d", " ".join(["w"] * 65)  # 4 words; 65, one over the seed preset's 64
     half = ADVERSARIAL_MIN_TEXTS // 2
-    assert Config().adversarial == "auto" and Config(preset="accurate").adversarial == 0.0
+    assert Config().adversarial == "auto" and Config(model="conv1d").adversarial == "auto"
+    assert Config(preset="accurate").adversarial == "auto" and Config(preset="accurate", model="conv1d").adversarial == 0.0
     for model in ("lstm", "conv1d"):
         chosen = resolve_auto(Config(model=model), [short] * (half + 1) + [long] * half).adversarial
         assert chosen == ADVERSARIAL_FRACTION[model]
     assert resolve_auto(Config(), [short] * half + [long] * (half + 1)).adversarial == 0.0
     assert resolve_auto(Config(), [short] * half + [long] * half).adversarial == 0.1  # exactly half fit
     assert resolve_auto(Config(), [short] * (ADVERSARIAL_MIN_TEXTS - 1)).adversarial == 0.0  # too few texts
-    assert resolve_auto(Config(sequence_length=80), [long] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.1
-    # Under a preset that leaves the length to the data, against the length it chose.
-    chosen = resolve_auto(Config(preset="accurate", adversarial="auto"), [short] * half + [long] * (half + 1))
-    assert chosen.sequence_length == 72 and chosen.adversarial == ADVERSARIAL_FRACTION["lstm"]
+    # The texts' length decides, not the window's: 65-word texts stay off in 80-token windows.
+    assert resolve_auto(Config(sequence_length=80), [long] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.0
+    assert resolve_auto(Config(sequence_length=16), [" ".join(["w"] * 20)] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.1
+    # Under the preset that leaves the length to the data: on for the lstm on sentences; off on longer texts,
+    # though the window it chose holds them.
+    chosen = resolve_auto(Config(preset="accurate"), [short] * (half + 1) + [long] * half)
+    assert chosen.adversarial == ADVERSARIAL_FRACTION["lstm"]
+    chosen = resolve_auto(Config(preset="accurate"), [short] * half + [long] * (half + 1))
+    assert chosen.sequence_length == 72 and chosen.adversarial == 0.0
     # A number given wins over the texts; a model built before they are seen trains plainly.
     assert resolve_auto(Config(adversarial=0.3), [long]).adversarial == 0.3
     assert resolve_auto(Config(adversarial=0), [short] * ADVERSARIAL_MIN_TEXTS).adversarial == 0

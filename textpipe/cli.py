@@ -32,7 +32,8 @@ TRAIN_SETTINGS = [
     ("--preset", str, "seed (the reference model's numbers, plus the conv1d model's weights averaged and "
                       "--adversarial auto) or accurate "
                       "(vocabulary and sequence length chosen from the training texts, batches of 32, up to 15 "
-                      "epochs, --lstm-pooling max, --ngrams); flags and --config win over it (default: seed)"),
+                      "epochs, --lstm-pooling max, --adversarial auto for the lstm and 0 for conv1d, --ngrams); flags "
+                      "and --config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
                                       "95%% of the training texts (default: 64)"),
     ("--long-texts", str, "windows: read a text longer than --sequence-length in windows of that many tokens and "
@@ -58,8 +59,9 @@ TRAIN_SETTINGS = [
     ("--adversarial", "auto_float", "adversarial training: also fit each batch with the word vectors it reads "
                                     "pushed, by this fraction of their length, in the direction that raises its "
                                     "loss most (up to twice the time per step); 0: off; auto: with 2,000 training "
-                                    "texts or more, at least half of them within --sequence-length words, 0.1 for "
-                                    "the lstm and 0.025 for conv1d, else off (default: auto; --preset accurate: 0)"),
+                                    "texts or more, at least half of them within 64 words (sentences), 0.1 for "
+                                    "the lstm and 0.025 for conv1d, else off (default: auto; --preset accurate: "
+                                    "auto for the lstm, 0 for conv1d)"),
     ("--patience", "patience", "stop after N epochs without a better validation macro F1, or off to run every "
                                "epoch (default: 3)"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
