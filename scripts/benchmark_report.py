@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from accuracy_benchmark import ADVERSARIAL
-from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, PRESETS
+from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, SENTENCE_WORDS
 
 METHODS = {
     "tfidf_lr_restricted": "TF-IDF + LR, 1,022 words",
@@ -79,6 +79,25 @@ def span(values: list[int]) -> str:
     return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
+def adversarial_chosen(settings: list[dict]) -> str:
+    """', adversarial 0.1' where the runs recorded the fraction their preset chose (runs before it did: '')."""
+    if not all("adversarial" in s for s in settings):
+        return ""
+    fractions = sorted({s["adversarial"] for s in settings})
+    return ", adversarial " + " or ".join(f"{f:g}" if f else "off" for f in fractions)
+
+
+# The datasets whose texts are sentence-length, on which "auto" trains adversarially (the section's intro).
+SENTENCE_DATASETS = ("sst2", "sst2_sentences", "emotion")
+
+
+def before_adversarial_accurate(dataset: str, key: str, method: dict) -> bool:
+    """Whether a `--preset accurate` lstm row on sentence-length texts comes from runs made before the preset
+    trained the lstm adversarially: runs since record the fraction chosen."""
+    return (key.startswith("lstm_accurate") and dataset in SENTENCE_DATASETS
+            and not all("adversarial" in s for s in method.get("settings", [{}])))
+
+
 def render_accuracy(section: dict) -> str:
     lines = [
         "## Accuracy against TF-IDF + logistic regression\n",
@@ -93,12 +112,13 @@ def render_accuracy(section: dict) -> str:
         "textpipe runs as `textpipe train` would: defaults (up to 10 epochs, the best by validation macro F1 "
         "kept, stopping after 3 without a better one; the conv1d model's weights averaged over the last 100 "
         f"steps; adversarial training, as `--adversarial` below, on {ADVERSARIAL_MIN_TEXTS:,} training texts or "
-        f"more, at least half of them within {PRESETS['seed']['sequence_length']} words, by {ADVERSARIAL_FRACTION['lstm']} for the lstm and "
+        f"more, at least half of them within {SENTENCE_WORDS} words, by {ADVERSARIAL_FRACTION['lstm']} for the lstm and "
         f"{ADVERSARIAL_FRACTION['conv1d']} for the conv1d model: on SST-2 and emotion, not on IMDB); "
         "`--patience off --keep-last-epoch "
         "--no-average-weights` (all 10 epochs, the last step's weights kept, as textpipe 0.2 and the reference "
         "model did, adversarial training as in the defaults); `--preset accurate` (vocabulary and sequence "
-        "length from the training texts, batches of 32, up to 15 epochs, the lstm max-pooled, the network's "
+        "length from the training texts, batches of 32, up to 15 epochs, the lstm max-pooled and trained "
+        "adversarially as in the defaults (rows whose label says so ran before it was), the network's "
         "probabilities mixed with a linear model's on word 1-2-grams by a weight chosen on the held-out rows; "
         "`--no-ngrams`: the network alone); `--adversarial F` (defaults, each batch also fitted with the "
         "word vectors it reads pushed in the direction that raises its loss most, by "
@@ -128,7 +148,7 @@ def render_accuracy(section: dict) -> str:
             vectors += f" `--unlabeled` read {unlabeled['texts']:,} {source} training texts, labels unread."
         chosen = "; ".join(
             f"{key.split('_')[0]} {span([s['vocab_size'] for s in m['settings']])} words, length "
-            f"{span([s['sequence_length'] for s in m['settings']])}"
+            f"{span([s['sequence_length'] for s in m['settings']])}{adversarial_chosen(m['settings'])}"
             for key, m in data["methods"].items() if key.endswith("_accurate") and "settings" in m
         )
         chosen = f" `--preset accurate` chose: {chosen}." if chosen else ""
@@ -153,6 +173,8 @@ def render_accuracy(section: dict) -> str:
                 epochs = ", ".join(map(str, m.get("epochs_run", []))) or "–"
             if all("network_weight" in r for r in m["runs"]):  # --ngrams: the n-gram model's share of the mix
                 epochs += "; n-gram weight " + ", ".join(f"{1 - r['network_weight']:.1f}" for r in m["runs"])
+            if before_adversarial_accurate(name, key, m):
+                label += " (before the preset trained adversarially)"
             seeds_run = [r["seed"] for r in m["runs"]]
             if seeds_run != data["seeds"]:
                 label += f" (seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))})"
