@@ -79,9 +79,14 @@ def span(values: list[int]) -> str:
     return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
+def recorded_adversarial(settings: list[dict]) -> bool:
+    """Whether every run recorded the adversarial fraction its preset chose (runs before they did, did not)."""
+    return bool(settings) and all("adversarial" in s for s in settings)
+
+
 def adversarial_chosen(settings: list[dict]) -> str:
     """', adversarial 0.1' where the runs recorded the fraction their preset chose (runs before it did: '')."""
-    if not all("adversarial" in s for s in settings):
+    if not recorded_adversarial(settings):
         return ""
     fractions = sorted({s["adversarial"] for s in settings})
     return ", adversarial " + " or ".join(f"{f:g}" if f else "off" for f in fractions)
@@ -95,7 +100,7 @@ def before_adversarial_accurate(dataset: str, key: str, method: dict) -> bool:
     """Whether a `--preset accurate` lstm row on sentence-length texts comes from runs made before the preset
     trained the lstm adversarially: runs since record the fraction chosen."""
     return (key.startswith("lstm_accurate") and dataset in SENTENCE_DATASETS
-            and not all("adversarial" in s for s in method.get("settings", [{}])))
+            and not recorded_adversarial(method.get("settings", [])))
 
 
 def render_accuracy(section: dict) -> str:
