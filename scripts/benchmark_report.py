@@ -97,9 +97,10 @@ SENTENCE_DATASETS = ("sst2", "sst2_sentences", "emotion")
 
 
 def before_adversarial_accurate(dataset: str, key: str, method: dict) -> bool:
-    """Whether a `--preset accurate` lstm row on sentence-length texts comes from runs made before the preset
-    trained the lstm adversarially: runs since record the fraction chosen."""
-    return (key.startswith("lstm_accurate") and dataset in SENTENCE_DATASETS
+    """Whether a `--preset accurate` row on sentence-length texts comes from runs made before the preset trained
+    its model adversarially (the lstm's, then the conv1d model's): runs since record the fraction chosen."""
+    _, _, variant = key.partition("_")  # "lstm_accurate_ngrams": "accurate_ngrams"
+    return (variant.startswith("accurate") and dataset in SENTENCE_DATASETS
             and not recorded_adversarial(method.get("settings", [])))
 
 
@@ -122,8 +123,8 @@ def render_accuracy(section: dict) -> str:
         "`--patience off --keep-last-epoch "
         "--no-average-weights` (all 10 epochs, the last step's weights kept, as textpipe 0.2 and the reference "
         "model did, adversarial training as in the defaults); `--preset accurate` (vocabulary and sequence "
-        "length from the training texts, batches of 32, up to 15 epochs, the lstm max-pooled and trained "
-        "adversarially as in the defaults (rows whose label says so ran before it was), the network's "
+        "length from the training texts, batches of 32, up to 15 epochs, the lstm max-pooled, adversarial "
+        "training as in the defaults (rows whose label says so ran before the preset trained so), the network's "
         "probabilities mixed with a linear model's on word 1-2-grams by a weight chosen on the held-out rows; "
         "`--no-ngrams`: the network alone); `--adversarial F` (defaults, each batch also fitted with the "
         "word vectors it reads pushed in the direction that raises its loss most, by "

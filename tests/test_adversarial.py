@@ -97,7 +97,7 @@ def test_auto_is_on_with_enough_texts_when_half_of_them_are_sentence_length():
     short, long = "a b c d", " ".join(["w"] * 65)  # 4 words; 65, one over the seed preset's 64
     half = ADVERSARIAL_MIN_TEXTS // 2
     assert Config().adversarial == "auto" and Config(model="conv1d").adversarial == "auto"
-    assert Config(preset="accurate").adversarial == "auto" and Config(preset="accurate", model="conv1d").adversarial == 0.0
+    assert Config(preset="accurate").adversarial == "auto" and Config(preset="accurate", model="conv1d").adversarial == "auto"
     for model in ("lstm", "conv1d"):
         chosen = resolve_auto(Config(model=model), [short] * (half + 1) + [long] * half).adversarial
         assert chosen == ADVERSARIAL_FRACTION[model]
@@ -107,10 +107,11 @@ def test_auto_is_on_with_enough_texts_when_half_of_them_are_sentence_length():
     # The texts' length decides, not the window's: 65-word texts stay off in 80-token windows.
     assert resolve_auto(Config(sequence_length=80), [long] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.0
     assert resolve_auto(Config(sequence_length=16), [" ".join(["w"] * 20)] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.1
-    # Under the preset that leaves the length to the data: on for the lstm on sentences; off on longer texts,
+    # Under the preset that leaves the length to the data: on for both models on sentences; off on longer texts,
     # though the window it chose holds them.
-    chosen = resolve_auto(Config(preset="accurate"), [short] * (half + 1) + [long] * half)
-    assert chosen.adversarial == ADVERSARIAL_FRACTION["lstm"]
+    for model in ("lstm", "conv1d"):
+        chosen = resolve_auto(Config(preset="accurate", model=model), [short] * (half + 1) + [long] * half)
+        assert chosen.adversarial == ADVERSARIAL_FRACTION[model]
     chosen = resolve_auto(Config(preset="accurate"), [short] * half + [long] * (half + 1))
     assert chosen.sequence_length == 72 and chosen.adversarial == 0.0
     # A number given wins over the texts; a model built before they are seen trains plainly.

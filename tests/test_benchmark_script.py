@@ -192,18 +192,20 @@ def test_report_only_rewrites_the_markdown_and_every_kept_row_names_its_run(tmp_
     assert kept_rows > 0
 
 
-def test_accurate_lstm_rows_say_whether_they_trained_adversarially():
+def test_accurate_rows_say_whether_they_trained_adversarially():
     chosen = [{"vocab_size": 3000, "sequence_length": 24, "adversarial": 0.1}] * 3
     earlier = [{"vocab_size": 3000, "sequence_length": 24}] * 3
-    # Runs since the preset trained the lstm adversarially record the fraction it chose; the header gives it.
+    # Runs since the preset trained adversarially record the fraction it chose; the header gives it.
     assert adversarial_chosen(chosen) == ", adversarial 0.1"
     assert adversarial_chosen([{**chosen[0], "adversarial": 0.0}, chosen[0]]) == ", adversarial off or 0.1"
     assert adversarial_chosen(earlier) == ""
-    # Earlier runs of the preset's lstm on sentence-length texts are labelled; not on IMDB, where "auto" leaves
-    # it off, and not the conv1d model's, which the preset never trains so.
+    # Earlier runs of the preset (either model) on sentence-length texts are labelled; not on IMDB, where "auto"
+    # leaves it off, and not other methods.
     assert before_adversarial_accurate("sst2", "lstm_accurate_ngrams", {"settings": earlier})
     assert before_adversarial_accurate("emotion", "lstm_accurate_unlabeled", {"settings": earlier})
     assert not before_adversarial_accurate("sst2", "lstm_accurate_ngrams", {"settings": chosen})
     assert not before_adversarial_accurate("imdb", "lstm_accurate", {"settings": earlier})
-    assert not before_adversarial_accurate("sst2", "conv1d_accurate", {"settings": earlier})
+    assert before_adversarial_accurate("sst2", "conv1d_accurate", {"settings": earlier})
+    assert not before_adversarial_accurate("sst2_sentences", "conv1d_accurate_ngrams", {"settings": chosen})
+    assert not before_adversarial_accurate("imdb", "conv1d_accurate_ngrams", {"settings": earlier})
     assert not before_adversarial_accurate("sst2", "lstm_default", {"settings": earlier})

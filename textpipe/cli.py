@@ -32,7 +32,7 @@ TRAIN_SETTINGS = [
     ("--preset", str, "seed (the reference model's numbers, plus the conv1d model's weights averaged and "
                       "--adversarial auto) or accurate "
                       "(vocabulary and sequence length chosen from the training texts, batches of 32, up to 15 "
-                      "epochs, --lstm-pooling max, --adversarial auto for the lstm and 0 for conv1d, --ngrams); flags "
+                      "epochs, --lstm-pooling max, --ngrams; --adversarial auto as under seed); flags "
                       "and --config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
                                       "95%% of the training texts (default: 64)"),
@@ -60,8 +60,7 @@ TRAIN_SETTINGS = [
                                     "pushed, by this fraction of their length, in the direction that raises its "
                                     "loss most (up to twice the time per step); 0: off; auto: with 2,000 training "
                                     "texts or more, at least half of them within 64 words (sentences), 0.1 for "
-                                    "the lstm and 0.025 for conv1d, else off (default: auto; --preset accurate: "
-                                    "auto for the lstm, 0 for conv1d)"),
+                                    "the lstm and 0.025 for conv1d, else off (default: auto)"),
     ("--patience", "patience", "stop after N epochs without a better validation macro F1, or off to run every "
                                "epoch (default: 3)"),
     ("--validation-fraction", float, "share of train held out when there is no validation split (default: 0.1)"),
