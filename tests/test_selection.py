@@ -12,7 +12,14 @@ from textpipe.cli import main
 from textpipe.config import Config, load_config
 from textpipe.errors import ConfigError
 from textpipe.metrics import MacroF1
-from textpipe.presets import MAX_AUTO_LENGTH, auto_settings, words
+from textpipe.presets import (
+    ADVERSARIAL_FRACTION,
+    ADVERSARIAL_MIN_TEXTS,
+    MAX_AUTO_LENGTH,
+    auto_settings,
+    resolve_auto,
+    words,
+)
 from textpipe.training import train
 
 
@@ -147,6 +154,17 @@ def test_auto_settings_follow_the_training_texts():
     assert auto_settings(["word " * 5000] * 3, "lstm")["sequence_length"] == MAX_AUTO_LENGTH["lstm"]
     assert auto_settings(["a b", "a b"], "conv1d")["sequence_length"] == 19  # the conv1d stack's minimum
 
+
+
+def test_resolve_auto_reads_each_text_once(monkeypatch):
+    import textpipe.presets as presets
+
+    texts = ["a short one", "and another short one"] * ADVERSARIAL_MIN_TEXTS
+    read = []
+    monkeypatch.setattr(presets, "words", lambda text: read.append(text) or text.split())
+    config = resolve_auto(Config(preset="accurate"), texts)
+    assert len(read) == len(texts)  # one pass chooses the vocabulary, the length and adversarial training
+    assert (config.vocab_size, config.sequence_length, config.adversarial) == (7, 8, ADVERSARIAL_FRACTION["lstm"])
 
 @pytest.mark.slow
 def test_accurate_preset_resolves_auto_from_the_data_and_saves_numbers(tiny_data, tmp_path, capsys):

@@ -82,17 +82,25 @@ def words(text: str) -> list[str]:
     return text.lower().translate(_PUNCTUATION).split()
 
 
-def auto_settings(texts: Iterable[str], model: str) -> dict[str, int]:
-    """The vocabulary size and sequence length the training `texts` call for (see MIN_WORD_COUNT and
-    LENGTH_COVERAGE)."""
-    from textpipe.models import conv1d_min_length  # here: models imports config, which imports this
-
+def word_lengths_and_counts(texts: Iterable[str]) -> tuple[list[int], collections.Counter[str]]:
+    """How many words each text has, and how often each word occurs in all of them (see `words`)."""
     counts: collections.Counter[str] = collections.Counter()
     lengths = []
     for text in texts:
         tokens = words(str(text))
         counts.update(tokens)
         lengths.append(len(tokens))
+    return lengths, counts
+
+
+def auto_settings(
+    texts: Iterable[str], model: str, *, statistics: tuple[list[int], collections.Counter[str]] | None = None
+) -> dict[str, int]:
+    """The vocabulary size and sequence length the training `texts` call for (see MIN_WORD_COUNT and
+    LENGTH_COVERAGE). `statistics`: the texts' `word_lengths_and_counts`, where already computed."""
+    from textpipe.models import conv1d_min_length  # here: models imports config, which imports this
+
+    lengths, counts = word_lengths_and_counts(texts) if statistics is None else statistics
     frequent = sum(1 for n in counts.values() if n >= MIN_WORD_COUNT)
     length = int(np.ceil(np.quantile(lengths, LENGTH_COVERAGE, method="inverted_cdf") / 8) * 8) if lengths else 8
     shortest = conv1d_min_length() if model == "conv1d" else 8
@@ -102,11 +110,13 @@ def auto_settings(texts: Iterable[str], model: str) -> dict[str, int]:
     }
 
 
-def auto_adversarial(texts: Sequence[str], model: str) -> float:
-    """The adversarial fraction the training `texts` call for (see ADVERSARIAL_FRACTION)."""
+def auto_adversarial(texts: Sequence[str], model: str, *, lengths: Sequence[int] | None = None) -> float:
+    """The adversarial fraction the training `texts` call for (see ADVERSARIAL_FRACTION). `lengths`: the texts'
+    word counts, where already computed."""
     if len(texts) < ADVERSARIAL_MIN_TEXTS:
         return 0.0
-    lengths = [len(words(str(text))) for text in texts]
+    if lengths is None:
+        lengths = [len(words(str(text))) for text in texts]
     sentences = np.quantile(lengths, 0.5, method="inverted_cdf") <= SENTENCE_WORDS  # the ceil(n/2)-th shortest
     return ADVERSARIAL_FRACTION[model] if sentences else 0.0
 
@@ -116,15 +126,16 @@ def resolve_auto(config, texts: Sequence[str], start=None):
     values when warm-starting (its weights are shaped by them), else by what the training `texts` call for;
     adversarial training by what the `texts` call for."""
     auto = [name for name in AUTO_SETTINGS if getattr(config, name) == AUTO]
+    # One pass over the texts serves both choices.
+    statistics = word_lengths_and_counts(texts) if (auto and start is None) else None
     if auto:
         chosen = (
             {name: getattr(start.config, name) for name in AUTO_SETTINGS}
             if start is not None
-            else auto_settings(texts, config.model)
+            else auto_settings(texts, config.model, statistics=statistics)
         )
         config = dataclasses.replace(config, **{name: chosen[name] for name in auto})
     if config.adversarial == AUTO:
-        config = dataclasses.replace(
-            config, adversarial=auto_adversarial(texts, config.model)
-        )
+        lengths = statistics[0] if statistics is not None else None
+        config = dataclasses.replace(config, adversarial=auto_adversarial(texts, config.model, lengths=lengths))
     return config
