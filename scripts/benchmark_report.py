@@ -27,6 +27,8 @@ METHODS = {
     "conv1d_adversarial": f"textpipe conv1d, --adversarial {ADVERSARIAL['conv1d']}",
     "lstm_no_adversarial": "textpipe lstm, --adversarial 0",
     "conv1d_no_adversarial": "textpipe conv1d, --adversarial 0",
+    "lstm_informative": "textpipe lstm, --vocabulary informative",
+    "conv1d_informative": "textpipe conv1d, --vocabulary informative",
 }
 DATASET_NAMES = {"sst2": "SST-2", "imdb": "IMDB", "emotion": "emotion", "sst2_sentences": "SST-2 sentences"}
 # What a dataset's section says of its rows, where more than its name.
@@ -130,7 +132,8 @@ def render_accuracy(section: dict) -> str:
         "word vectors it reads pushed in the direction that raises its loss most, by "
         f"{ADVERSARIAL['lstm']} of their length for the lstm, {ADVERSARIAL['conv1d']} for the conv1d model, "
         "whatever the texts; `--adversarial 0`: the defaults without it, as textpipe trained before it was "
-        "a default). "
+        "a default); `--vocabulary informative` (defaults, the 1,022 words half the most frequent and half those "
+        "whose presence in a text tells most about its label). "
         "`--word-vectors` "
         "gets skip-gram vectors learned by textpipe on all of the dataset's training text, standing in for "
         "downloaded GloVe vectors, which this machine cannot fetch. `--unlabeled` reads raw text of another "

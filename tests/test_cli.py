@@ -92,6 +92,7 @@ def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys, monkeypa
         (["train", "--config", "{tmp}/nope.toml"], "config file not found"),
         (["train", "--strategy", "tpu", "--mixed-precision"], "strategy must be one of auto, default, mirrored"),
         (["train", "--lstm-pooling", "mean"], "lstm_pooling must be one of last, max, got 'mean'"),
+        (["train", "--vocabulary", "rare"], "vocabulary must be one of frequent, informative, got 'rare'"),
         (["evaluate", "{tmp}/no-bundle"], "no model bundle at"),
         (["train", "--dataset", "{tmp}/data", "--output", "{tmp}/data"], "not a textpipe bundle; refusing"),
         (["predict", "{tmp}/no-bundle", "hello"], "no model bundle at"),

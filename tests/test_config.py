@@ -39,6 +39,7 @@ def test_unknown_key_is_named(tmp_path):
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"model": "gpt"}, "model must be one of"),
         ({"lstm_pooling": "mean"}, "lstm_pooling must be one of last, max, got 'mean'"),
+        ({"vocabulary": "rare"}, "vocabulary must be one of frequent, informative, got 'rare'"),
         ({"validation_fraction": 0}, "validation_fraction"),
         ({"seed": 2**32}, r"seed must be in \[0, 2\*\*32\)"),
         ({"word_vectors": "glove.txt", "unlabeled": "raw.txt"}, "give one of the two"),

@@ -1,8 +1,16 @@
-import numpy as np
-import tensorflow as tf
+import dataclasses
 
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.metrics import mutual_info_score
+
+from conftest import FILLER, NEGATIVE, POSITIVE, TINY_SETTINGS, make_sentences
+from textpipe.bundle import load_bundle, save_bundle
+from textpipe.config import Config
 from textpipe.data import Split
-from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
+from textpipe.preprocess import adapt_vectorizer, build_vectorizer, information_gain, informative_vocabulary, make_dataset
+from textpipe.training import train
 
 
 def adapted(texts, vocab_size=1024, sequence_length=8):
@@ -103,3 +111,53 @@ def test_batches_hold_texts_of_similar_length_cut_to_their_longest():
     again = [y.tolist() for _, y in make_dataset(v, split, 8, shuffle=True, seed=3).as_numpy_iterator()]
     assert again == [y.tolist() for _, y in batches]
     assert widths != sorted(widths)
+
+
+def test_information_gain_is_the_mutual_information_of_a_words_presence_and_the_label():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=200)
+    present = rng.random((200, 5)) < np.array([0.1, 0.5, 0.9, 0.3, 0.0])  # the last word in no text
+    present[:, 3] |= labels == 2  # a word that tells something about class 2
+    texts_with = np.stack([np.bincount(labels[present[:, w]], minlength=3) for w in range(5)])
+    gain = information_gain(texts_with, np.bincount(labels, minlength=3))
+    expected = [mutual_info_score(present[:, w], labels) for w in range(5)]
+    np.testing.assert_allclose(gain, expected, atol=1e-12)
+    assert gain[3] == max(gain) and gain[4] == 0
+
+
+def test_informative_vocabulary_fills_half_with_the_words_that_tell_the_label():
+    texts, labels = make_sentences(400, seed=1)
+    texts, labels = np.array(texts, dtype=object), np.array(labels)
+    sentiment = set(POSITIVE + NEGATIVE)
+    # 12 words: the filler words are the most frequent, so the most frequent 12 hold no sentiment word ...
+    frequent = adapted(texts, vocab_size=14).get_vocabulary()[2:]
+    assert set(frequent) <= set(FILLER)
+    # ... while half of the informative 12 are the most frequent and the other half sentiment words.
+    chosen = informative_vocabulary(texts, labels, 14)
+    assert chosen[:6] == frequent[:6]
+    assert len(chosen) == 12 and len(set(chosen) & sentiment) == 6
+    counts = {w: sum(t.split().count(w) for t in texts) for w in chosen}
+    assert [counts[w] for w in chosen] == sorted(counts.values(), reverse=True)  # in order of frequency
+    # A budget that holds every word keeps them all; None means no limit.
+    assert set(informative_vocabulary(texts, labels, 100)) == set(FILLER) | sentiment
+    assert informative_vocabulary(texts, labels, None) == informative_vocabulary(texts, labels, 100)
+
+
+@pytest.mark.parametrize("vocabulary", ["frequent", "informative"])
+def test_a_small_vocabulary_learns_only_when_it_holds_the_words_that_tell(tiny_data, tmp_path, vocabulary):
+    # 12 words: the most frequent are filler only, and a model that reads them cannot beat chance; the
+    # informative 12 hold 6 of the 12 sentiment words, which decide about half of the texts (about 75%).
+    config = Config(**{**TINY_SETTINGS, "vocab_size": 14, "epochs": 6, "adversarial": 0}, vocabulary=vocabulary)
+    bundle = train(config, tiny_data)
+    accuracy = np.mean(bundle.predict_proba(tiny_data.test.texts).argmax(axis=1) == tiny_data.test.labels)
+    if vocabulary == "informative":
+        assert accuracy > 0.68
+    else:
+        assert accuracy < 0.6  # 200 texts: chance is 0.5 ± 0.035
+    reloaded = load_bundle(save_bundle(bundle, tmp_path / "bundle"))
+    assert reloaded.config.vocabulary == vocabulary
+    assert reloaded.vectorizer.get_vocabulary() == bundle.vectorizer.get_vocabulary()
+    # A warm start continues with the starting model's words, and says which rule chose them.
+    again = train(dataclasses.replace(config, vocabulary="frequent", epochs=1), tiny_data, warm_start=reloaded)
+    assert again.config.vocabulary == vocabulary
+    assert again.vectorizer.get_vocabulary() == bundle.vectorizer.get_vocabulary()

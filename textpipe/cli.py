@@ -41,6 +41,9 @@ TRAIN_SETTINGS = [
                           "(default: windows)"),
     ("--vocab-size", "auto_int", "vocabulary size including padding and [UNK], or auto: the training texts' words seen "
                                  "at least twice (default: 1024)"),
+    ("--vocabulary", str, "which words fill the vocabulary: frequent (the training texts' most frequent) or "
+                          "informative (half the most frequent, half those whose presence in a text tells most "
+                          "about its label) (default: frequent)"),
     ("--embedding-dim", int, "embedding width of the lstm model (default: 256; with --word-vectors or --unlabeled, "
                              "--word-vector-dim)"),
     ("--lstm-units", int, "LSTM units (default: 128)"),

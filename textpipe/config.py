@@ -22,6 +22,7 @@ MODELS = ("lstm", "conv1d")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 LONG_TEXTS = ("windows", "truncate")
 LSTM_POOLING = ("last", "max")
+VOCABULARY = ("frequent", "informative")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Config:
     # filled in, including those a preset gives per model.
     # Preprocessing. "auto": chosen from the training texts when training starts.
     vocab_size: int | str | None = None  # seed: 1024, including the padding token "" and "[UNK]"
+    # Which words fill it: "frequent", the training texts' most frequent words; "informative", half of them and
+    # half the words whose presence in a text tells most about its label (preprocess.informative_vocabulary).
+    vocabulary: str | None = None  # seed: "frequent"
     sequence_length: int | str | None = None  # seed: 64
     # A text longer than sequence_length: "windows" reads all of it, sequence_length tokens at a time, and
     # averages the windows' predictions; "truncate" reads its first sequence_length tokens only (textpipe 0.3).
@@ -125,6 +129,8 @@ class Config:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.long_texts not in LONG_TEXTS:
             raise ConfigError(f"long_texts must be one of {', '.join(LONG_TEXTS)}, got {self.long_texts!r}")
+        if self.vocabulary not in VOCABULARY:
+            raise ConfigError(f"vocabulary must be one of {', '.join(VOCABULARY)}, got {self.vocabulary!r}")
         if self.lstm_pooling not in LSTM_POOLING:
             raise ConfigError(f"lstm_pooling must be one of {', '.join(LSTM_POOLING)}, got {self.lstm_pooling!r}")
         for name, low in (("vocab_size", 3), ("sequence_length", 1)):

@@ -45,17 +45,74 @@ def vectorizer_length(config) -> int | None:
 
 
 def adapt_vectorizer(
-    vectorizer: keras.layers.TextVectorization, texts: np.ndarray, progress: Progress = SILENT
+    vectorizer: keras.layers.TextVectorization,
+    texts: np.ndarray,
+    progress: Progress = SILENT,
+    *,
+    labels: np.ndarray | None = None,
 ) -> None:
-    """Learn the vocabulary from training texts (never validation or test)."""
+    """Learn the vocabulary from training texts (never validation or test): their most frequent words, or,
+    given the texts' `labels`, the words `informative_vocabulary` chooses."""
+    if labels is not None:
+        size = vectorizer.get_config()["max_tokens"]
+        vectorizer.set_vocabulary(informative_vocabulary(texts, labels, size, progress))
+        return
     with progress.phase("vocabulary", total=len(texts), unit=" texts") as advance:
+        vectorizer.adapt(_counted_batches(texts, advance))
 
-        def batches():  # adapt takes any iterable of batches: one step of the bar per batch
-            for batch in tf.data.Dataset.from_tensor_slices(texts).batch(VECTORIZE_BATCH):
-                yield batch
-                advance(int(batch.shape[0]))
 
-        vectorizer.adapt(batches())
+def _counted_batches(texts: np.ndarray, advance):
+    """`texts` in batches for adapt (which takes any iterable of batches), one step of a bar per batch."""
+    for batch in tf.data.Dataset.from_tensor_slices(texts).batch(VECTORIZE_BATCH):
+        yield batch
+        advance(int(batch.shape[0]))
+
+
+def informative_vocabulary(
+    texts: np.ndarray, labels: np.ndarray, size: int | None, progress: Progress = SILENT
+) -> list[str]:
+    """Words for a vocabulary of `size` entries (padding and [UNK] included; None: every word), in order of
+    frequency: the most frequent words fill half of it, and the words whose presence in a text tells most about
+    its label (information gain) the other half, words found in one text only last. The most frequent words
+    alone carry a sentence's structure (articles, negations, conjunctions) but leave out most of the rarer words
+    that decide its class."""
+    counter = keras.layers.TextVectorization(ragged=True)  # the vectorizer's standardization, every word kept
+    with progress.phase("vocabulary", total=2 * len(texts), unit=" texts") as advance:
+        counter.adapt(_counted_batches(texts, advance))
+        vocabulary = counter.get_vocabulary()  # "", "[UNK]", then every word, the most frequent first
+        budget = len(vocabulary) - 2 if size is None else size - 2
+        if len(vocabulary) - 2 <= budget:
+            advance(len(texts))
+            return [str(word) for word in vocabulary[2:]]
+        classes, label_ids = np.unique(np.asarray(labels), return_inverse=True)
+        texts_with = np.zeros((len(vocabulary), len(classes)))  # texts of each class holding each word
+        for start in range(0, len(texts), VECTORIZE_BATCH):
+            ids = counter(texts[start : start + VECTORIZE_BATCH])
+            rows, words = ids.value_rowids().numpy(), ids.flat_values.numpy()
+            once = np.unique(rows * len(vocabulary) + words)  # each word once per text
+            np.add.at(texts_with, (once % len(vocabulary), label_ids[start + once // len(vocabulary)]), 1)
+            advance(int(ids.nrows()))
+    gain = information_gain(texts_with[2:], np.bincount(label_ids, minlength=len(classes)))
+    gain[texts_with[2:].sum(axis=1) < 2] = -1.0  # a word in one text cannot be learned from: last
+    frequent = budget // 2
+    by_gain = frequent + np.argsort(-gain[frequent:], kind="stable")[: budget - frequent]  # ties: more frequent
+    keep = np.sort(np.concatenate([np.arange(frequent), by_gain]))
+    return [str(vocabulary[2 + i]) for i in keep]
+
+
+def information_gain(texts_with: np.ndarray, class_sizes: np.ndarray) -> np.ndarray:
+    """How much knowing whether a text holds each word lowers the entropy of its class, in nats: `texts_with`
+    (words, classes) counts the texts of each class that hold each word; `class_sizes` the texts of each."""
+
+    def entropy(counts: np.ndarray) -> np.ndarray:
+        totals = counts.sum(axis=-1, keepdims=True)
+        shares = np.divide(counts, totals, out=np.zeros_like(counts, dtype=float), where=totals > 0)
+        return -(shares * np.log(np.where(shares > 0, shares, 1.0))).sum(axis=-1)
+
+    n = class_sizes.sum()
+    holding = texts_with.sum(axis=1)
+    without = class_sizes[None, :] - texts_with
+    return entropy(class_sizes.astype(float)) - (holding * entropy(texts_with) + (n - holding) * entropy(without)) / n
 
 
 def vectorize(vectorizer: keras.layers.TextVectorization, texts: np.ndarray, length: int | None = None) -> np.ndarray:

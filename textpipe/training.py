@@ -76,6 +76,8 @@ def train(
     """
     # Settings left to the data ("auto") are chosen here, from the training texts, and saved with the bundle.
     config = resolve_auto(config, data.train.texts, warm_start)
+    if warm_start is not None:  # its words come with it
+        config = dataclasses.replace(config, vocabulary=warm_start.config.vocabulary)
     config = _with_absolute_dataset(config)
     if config.model == "lstm" and config.uses_word_vectors:
         config = dataclasses.replace(config, embedding_dim=config.word_vector_dim)  # it starts from the table
@@ -96,7 +98,8 @@ def train(
         check_warm_start(warm_start, config, data.class_names)
         vectorizer.set_vocabulary(warm_start.vectorizer.get_vocabulary())
     else:
-        adapt_vectorizer(vectorizer, data.train.texts, progress)
+        labels = data.train.labels if config.vocabulary == "informative" else None
+        adapt_vectorizer(vectorizer, data.train.texts, progress, labels=labels)
     table, vector_report = None, {}
     if warm_start is not None:
         # The word vectors come with the starting model: a --word-vectors file or --unlabeled text is not read.
