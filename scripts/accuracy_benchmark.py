@@ -45,7 +45,7 @@ METHODS = (
     "lstm_accurate_ngrams_unlabeled", "conv1d_accurate_ngrams_unlabeled",  # ... --preset accurate --unlabeled FILE
     "lstm_adversarial", "conv1d_adversarial",  # ... --adversarial ADVERSARIAL[model]: adversarial training
     "lstm_no_adversarial", "conv1d_no_adversarial",  # ... --adversarial 0: without it, wherever "auto" gives it
-    "lstm_informative", "conv1d_informative",  # ... --vocabulary informative
+    "lstm_frequent", "conv1d_frequent",  # ... --vocabulary frequent: the most frequent words, as before
 )
 # The fractions of the "adversarial" methods, which force it on whatever the texts. The defaults' own are
 # presets.ADVERSARIAL_FRACTION: the same for the lstm; for the conv1d model, 0.025 did better than these rows'
@@ -63,7 +63,7 @@ TEXTPIPE_SETTINGS = {
     "accurate_ngrams_unlabeled": {"preset": "accurate"},
     "adversarial": {},  # the fraction per model: ADVERSARIAL
     "no_adversarial": {"adversarial": 0.0},
-    "informative": {"vocabulary": "informative"},
+    "frequent": {"vocabulary": "frequent"},
 }
 # The raw text `--unlabeled` reads, per dataset that has some here: the first UNLABELED_ROWS training texts of
 # another dataset of the same kind, labels unread (SST-2: IMDB's reviews, as a user could add the Hub's
@@ -295,7 +295,7 @@ def _textpipe_method(model: str, settings: dict, class_names) -> Callable:
         data = LabeledData(fit, held, None, tuple(class_names), "text", "label", True)
         bundle = train(Config(model=model, seed=seed, **settings), data)
         chosen = {"vocab_size": bundle.config.vocab_size, "sequence_length": bundle.config.sequence_length,
-                  "adversarial": bundle.config.adversarial}
+                  "adversarial": bundle.config.adversarial, "vocabulary": bundle.config.vocabulary}
         extra = {"epochs_run": len(bundle.history["loss"]), "kept_epoch": bundle.kept_epoch["epoch"], "settings": chosen}
         if bundle.ngrams:
             extra["network_weight"] = bundle.ngrams["network_weight"]

@@ -43,7 +43,7 @@ TRAIN_SETTINGS = [
                                  "at least twice (default: 1024)"),
     ("--vocabulary", str, "which words fill the vocabulary: frequent (the training texts' most frequent) or "
                           "informative (half the most frequent, half those whose presence in a text tells most "
-                          "about its label) (default: frequent)"),
+                          "about its label) (default: informative)"),
     ("--embedding-dim", int, "embedding width of the lstm model (default: 256; with --word-vectors or --unlabeled, "
                              "--word-vector-dim)"),
     ("--lstm-units", int, "LSTM units (default: 128)"),

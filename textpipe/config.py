@@ -50,7 +50,7 @@ class Config:
     vocab_size: int | str | None = None  # seed: 1024, including the padding token "" and "[UNK]"
     # Which words fill it: "frequent", the training texts' most frequent words; "informative", half of them and
     # half the words whose presence in a text tells most about its label (preprocess.informative_vocabulary).
-    vocabulary: str | None = None  # seed: "frequent"
+    vocabulary: str | None = None  # seed: "informative"
     sequence_length: int | str | None = None  # seed: 64
     # A text longer than sequence_length: "windows" reads all of it, sequence_length tokens at a time, and
     # averages the windows' predictions; "truncate" reads its first sequence_length tokens only (textpipe 0.3).
