@@ -110,12 +110,17 @@ def before_adversarial_accurate(dataset: str, key: str, method: dict) -> bool:
 DEFAULT_VOCABULARY = ("default", "all_epochs", "truncate", "adversarial", "no_adversarial")
 
 
+def recorded_vocabulary(method: dict) -> bool:
+    """Whether every run recorded how its vocabulary was chosen (runs before `--vocabulary` did not)."""
+    settings = method.get("settings", [])
+    return bool(settings) and all("vocabulary" in s for s in settings)
+
+
 def before_informative_vocabulary(key: str, method: dict) -> bool:
     """Whether a row that trains with the defaults' vocabulary comes from runs made before the defaults chose
     half of its words by what they tell of the label: runs since record the choice."""
     _, _, variant = key.partition("_")  # "lstm_all_epochs": "all_epochs"
-    settings = method.get("settings", [])
-    return variant in DEFAULT_VOCABULARY and not (settings and all("vocabulary" in s for s in settings))
+    return variant in DEFAULT_VOCABULARY and not recorded_vocabulary(method)
 
 
 def render_accuracy(section: dict) -> str:
@@ -199,6 +204,8 @@ def render_accuracy(section: dict) -> str:
                 label += " (before the preset trained adversarially)"
             if before_informative_vocabulary(key, m):
                 label += " (before `--vocabulary informative` was the default: the most frequent words)"
+            elif key.endswith("_frequent") and not recorded_vocabulary(m):
+                label += " (the defaults' runs from before `--vocabulary informative`)"
             seeds_run = [r["seed"] for r in m["runs"]]
             if seeds_run != data["seeds"]:
                 label += f" (seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))})"

@@ -9,6 +9,8 @@ def test_defaults_are_the_reference_models():
     assert (c.vocab_size, c.sequence_length, c.embedding_dim, c.lstm_units) == (1024, 64, 256, 128)
     assert (c.dropout, c.batch_size, c.epochs, c.model) == (0.5, 16, 10, "lstm")
     assert c.lstm_pooling == "last"
+    # The one change to the reference's preprocessing: which 1,022 words fill the vocabulary.
+    assert c.vocabulary == "informative" and Config(preset="accurate").vocabulary == "frequent"
 
 
 def test_precedence_defaults_then_toml_then_overrides(tmp_path):

@@ -210,6 +210,7 @@ def test_bundles_of_format_1_load_and_predict_as_before(name):
     assert not bundle.config.fine_tune_word_vectors
     assert bundle.config.lstm_pooling == "last" and not bundle.config.average_weights
     assert bundle.config.adversarial == 0.0  # not "auto": that version trained without it
+    assert bundle.config.vocabulary == "frequent"  # its vocabulary: the most frequent words
     assert bundle.word_vector_table().shape[0] == bundle.vocabulary_size
 
 

@@ -357,8 +357,8 @@ def _check_model_agrees(model: keras.Model, class_names: tuple[str, ...], vocabu
 def _with_earlier_defaults(settings: Any) -> Any:
     """Settings saved by earlier versions, which lack the ones added since, with the values those versions
     trained with: every epoch run, the last kept unless early stopping on validation loss restored another,
-    frozen word vectors, the most frequent words, the lstm's last output, no n-gram model, weights not averaged, no adversarial
-    training."""
+    frozen word vectors, the most frequent words, the lstm's last output, no n-gram model, weights not averaged,
+    no adversarial training."""
     if not isinstance(settings, dict):
         return settings
     earlier = {"keep_best_epoch": settings.get("patience") is not None, "fine_tune_word_vectors": False,

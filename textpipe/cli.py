@@ -29,8 +29,8 @@ TRAIN_SETTINGS = [
     ("--output", str, "folder to write the model bundle to (default: textpipe-model)"),
     ("--epochs", int, "training epochs (default: 10)"),
     ("--batch-size", int, "examples per training step (default: 16)"),
-    ("--preset", str, "seed (the reference model's numbers, plus the conv1d model's weights averaged and "
-                      "--adversarial auto) or accurate "
+    ("--preset", str, "seed (the reference model's numbers, plus --vocabulary informative, the conv1d model's "
+                      "weights averaged and --adversarial auto) or accurate "
                       "(vocabulary and sequence length chosen from the training texts, batches of 32, up to 15 "
                       "epochs, --lstm-pooling max, --ngrams; --adversarial auto as under seed); flags "
                       "and --config win over it (default: seed)"),
@@ -43,7 +43,7 @@ TRAIN_SETTINGS = [
                                  "at least twice (default: 1024)"),
     ("--vocabulary", str, "which words fill the vocabulary: frequent (the training texts' most frequent) or "
                           "informative (half the most frequent, half those whose presence in a text tells most "
-                          "about its label) (default: informative)"),
+                          "about its label) (default: informative; under --preset accurate: frequent)"),
     ("--embedding-dim", int, "embedding width of the lstm model (default: 256; with --word-vectors or --unlabeled, "
                              "--word-vector-dim)"),
     ("--lstm-units", int, "LSTM units (default: 128)"),

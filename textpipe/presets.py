@@ -1,8 +1,9 @@
 """Presets: named layers of settings between the defaults and the user's own, and the settings chosen from the
 training texts ("auto").
 
-`--preset seed` (the default) is the reference model's numbers, the conv1d model's weights averaged, and
-adversarial training on the word vectors when the training texts are sentence-length.
+`--preset seed` (the default) is the reference model's numbers, half the vocabulary chosen by what its words tell
+of the label, the conv1d model's weights averaged, and adversarial training on the word vectors when the training
+texts are sentence-length.
 `--preset accurate` lets the data choose the vocabulary and the sequence length, trains longer in larger batches
 (the best epoch is kept either way), max-pools the lstm's outputs, trains adversarially as the seed preset does,
 and mixes the network with a linear model on word 1-2-grams.
