@@ -77,15 +77,15 @@ def informative_vocabulary(
     alone carry a sentence's structure (articles, negations, conjunctions) but leave out most of the rarer words
     that decide its class."""
     counter = keras.layers.TextVectorization(ragged=True)  # the vectorizer's standardization, every word kept
-    with progress.phase("vocabulary", total=2 * len(texts), unit=" texts") as advance:
+    with progress.phase("vocabulary", total=len(texts), unit=" texts") as advance:
         counter.adapt(_counted_batches(texts, advance))
-        vocabulary = counter.get_vocabulary()  # "", "[UNK]", then every word, the most frequent first
-        budget = len(vocabulary) - 2 if size is None else size - 2
-        if len(vocabulary) - 2 <= budget:
-            advance(len(texts))
-            return [str(word) for word in vocabulary[2:]]
-        classes, label_ids = np.unique(np.asarray(labels), return_inverse=True)
-        texts_with = np.zeros((len(vocabulary), len(classes)))  # texts of each class holding each word
+    vocabulary = counter.get_vocabulary()  # "", "[UNK]", then every word, the most frequent first
+    budget = len(vocabulary) - 2 if size is None else size - 2
+    if len(vocabulary) - 2 <= budget:
+        return [str(word) for word in vocabulary[2:]]
+    classes, label_ids = np.unique(np.asarray(labels), return_inverse=True)
+    texts_with = np.zeros((len(vocabulary), len(classes)))  # texts of each class holding each word
+    with progress.phase("vocabulary: what each word tells of the label", total=len(texts), unit=" texts") as advance:
         for start in range(0, len(texts), VECTORIZE_BATCH):
             ids = counter(texts[start : start + VECTORIZE_BATCH])
             rows, words = ids.value_rowids().numpy(), ids.flat_values.numpy()
