@@ -48,7 +48,6 @@ def test_conv1d_training_reports_its_phases_in_order(tiny_data):
     assert recorder.events[-1] == ("classifier", 1)
 
 
-
 def test_an_informative_vocabulary_reports_its_second_pass(tiny_data):
     # 12 words for 25: the texts are read again to count what each word tells of the label.
     config = Config(**{**TINY_SETTINGS, "vocab_size": 14, "epochs": 1})
@@ -57,6 +56,7 @@ def test_an_informative_vocabulary_reports_its_second_pass(tiny_data):
     train(config, data, progress=recorder)
     phases = [event[1:] for event in recorder.events if event[0] == "phase"]
     assert phases == [("vocabulary", 100, 100), ("vocabulary: what each word tells of the label", 100, 100)]
+
 
 def test_reading_a_word_vector_file_counts_its_bytes(tmp_path):
     lines = "".join(f"word{i} {i} {i + 1}.5 -{i}\n" for i in range(5000))
