@@ -259,9 +259,11 @@ def targets(title: str, methods: dict) -> list[str]:
     def row(comparison: str, diff: float, bar: float) -> None:
         rows.append(f"| {title} | {comparison} | {diff:+.1f} | {'yes' if diff >= bar else 'no'} |")
 
+    before = {key: before_informative_vocabulary(key, method) for key, method in methods.items()}
+
     def defaults(model: str) -> str:
-        before = before_informative_vocabulary(f"{model}_default", methods[f"{model}_default"])
-        return f"{model} defaults" + (" (the most frequent words, before `--vocabulary informative`)" if before else "")
+        stale = before[f"{model}_default"]
+        return f"{model} defaults" + (" (the most frequent words, before `--vocabulary informative`)" if stale else "")
 
     for model in ("lstm", "conv1d"):
         if f"{model}_default" in acc and "tfidf_lr_restricted" in acc:
@@ -272,9 +274,7 @@ def targets(title: str, methods: dict) -> list[str]:
             kept = "best epoch, weights averaged" if model == "conv1d" else "best epoch"
             comparison = f"{defaults(model)} ({kept}) − every epoch, last kept"
             diff = acc[f"{model}_default"] - acc[f"{model}_all_epochs"]
-            if before_informative_vocabulary(f"{model}_all_epochs", methods[f"{model}_all_epochs"]) != (
-                before_informative_vocabulary(f"{model}_default", methods[f"{model}_default"])
-            ):  # two vocabularies: not a measure of early stopping
+            if before[f"{model}_all_epochs"] != before[f"{model}_default"]:  # two vocabularies: not early stopping
                 rows.append(f"| {title} | {comparison} (not comparable: the rows ran with different vocabularies) "
                             f"| {diff:+.1f} | – |")
                 continue

@@ -155,7 +155,6 @@ def test_auto_settings_follow_the_training_texts():
     assert auto_settings(["a b", "a b"], "conv1d")["sequence_length"] == 19  # the conv1d stack's minimum
 
 
-
 def test_resolve_auto_reads_each_text_once(monkeypatch):
     import textpipe.presets as presets
 
@@ -165,6 +164,7 @@ def test_resolve_auto_reads_each_text_once(monkeypatch):
     config = resolve_auto(Config(preset="accurate"), texts)
     assert len(read) == len(texts)  # one pass chooses the vocabulary, the length and adversarial training
     assert (config.vocab_size, config.sequence_length, config.adversarial) == (7, 8, ADVERSARIAL_FRACTION["lstm"])
+
 
 @pytest.mark.slow
 def test_accurate_preset_resolves_auto_from_the_data_and_saves_numbers(tiny_data, tmp_path, capsys):
