@@ -295,7 +295,8 @@ def _textpipe_method(model: str, settings: dict, class_names) -> Callable:
         data = LabeledData(fit, held, None, tuple(class_names), "text", "label", True)
         bundle = train(Config(model=model, seed=seed, **settings), data)
         chosen = {"vocab_size": bundle.config.vocab_size, "sequence_length": bundle.config.sequence_length,
-                  "adversarial": bundle.config.adversarial, "vocabulary": bundle.config.vocabulary}
+                  "adversarial": bundle.config.adversarial, "vocabulary": bundle.config.vocabulary,
+                  "batch_size": bundle.config.batch_size, "average_weights": bundle.config.average_weights}
         extra = {"epochs_run": len(bundle.history["loss"]), "kept_epoch": bundle.kept_epoch["epoch"], "settings": chosen}
         if bundle.ngrams:
             extra["network_weight"] = bundle.ngrams["network_weight"]

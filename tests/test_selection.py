@@ -16,7 +16,10 @@ from textpipe.presets import (
     ADVERSARIAL_FRACTION,
     ADVERSARIAL_MIN_TEXTS,
     MAX_AUTO_LENGTH,
+    MIN_WORD_COUNT,
+    SKIPGRAM_MIN_COUNT,
     auto_settings,
+    min_word_count,
     resolve_auto,
     words,
 )
@@ -121,8 +124,10 @@ def test_presets_fill_only_the_settings_not_given(tmp_path):
     assert (seed.ngrams, accurate.ngrams) == (False, True)
     # A setting the preset gives per model: the seed preset averages the conv1d model's weights, not the lstm's.
     conv1d = Config(model="conv1d")
-    assert (seed.average_weights, conv1d.average_weights, Config(model="conv1d", preset="accurate").average_weights) \
-        == (False, True, False)
+    assert (seed.average_weights, conv1d.average_weights, accurate.average_weights) == (False, True, False)
+    # The accurate preset's conv1d model trains as the seed preset's does: batches of 16, weights averaged.
+    accurate_conv1d = Config(model="conv1d", preset="accurate")
+    assert (accurate_conv1d.batch_size, accurate_conv1d.average_weights) == (16, True)
     assert Config(model="conv1d", average_weights=False).average_weights is False
     assert Config.from_dict(conv1d.to_dict()) == conv1d
     with pytest.raises(ConfigError, match="model must be one of lstm, conv1d, got 'cnn'"):
@@ -153,6 +158,23 @@ def test_auto_settings_follow_the_training_texts():
     assert auto_settings(texts + ["gamma " * 41], "lstm")["sequence_length"] == 48  # 20 of 21: rounded up
     assert auto_settings(["word " * 5000] * 3, "lstm")["sequence_length"] == MAX_AUTO_LENGTH["lstm"]
     assert auto_settings(["a b", "a b"], "conv1d")["sequence_length"] == 19  # the conv1d stack's minimum
+    # The conv1d model's window holds the longest text; a higher min_count keeps fewer words.
+    conv1d = auto_settings(texts, "conv1d", min_count=18)
+    assert conv1d["sequence_length"] == 304  # "delta " * 300, rounded up to a multiple of 8
+    assert conv1d["vocab_size"] == 4  # gamma and delta (40 and 300 times); not alpha and beta (17 each)
+
+
+def test_conv1d_learning_its_word_vectors_keeps_words_seen_five_times():
+    texts = ["rare " * 4 + "common " * 5 + "once", "filler text", "filler text"]
+    assert min_word_count(Config(model="conv1d")) == SKIPGRAM_MIN_COUNT == 5
+    assert min_word_count(Config(model="lstm")) == MIN_WORD_COUNT == 2
+    # Vectors read from a file or learned from more text than the training texts: words seen twice.
+    assert min_word_count(Config(model="conv1d", word_vectors="glove.txt")) == MIN_WORD_COUNT
+    assert min_word_count(Config(model="conv1d", unlabeled="more.txt")) == MIN_WORD_COUNT
+    conv1d = resolve_auto(Config(model="conv1d", preset="accurate"), texts)
+    lstm = resolve_auto(Config(model="lstm", preset="accurate"), texts)
+    # conv1d: common (5 times) only; lstm: also rare (4), filler and text (2). Plus padding and [UNK].
+    assert (conv1d.vocab_size, lstm.vocab_size) == (3, 6)
 
 
 def test_resolve_auto_reads_each_text_once(monkeypatch):

@@ -48,21 +48,29 @@ PRESETS: dict[str, dict[str, Any]] = {
     # +1.5, +3.1, -0.7; 3 seeds each; README, Results).
     # Its vocabulary holds every word seen twice, so which words fill it matters only past MAX_AUTO_VOCABULARY
     # (IMDB's reviews): there the most frequent, as measured; the informative choice was measured at 1,024 only.
-    "accurate": {"vocab_size": "auto", "vocabulary": "frequent", "sequence_length": "auto", "batch_size": 32,
-                 "epochs": 15, "lstm_pooling": "max", "ngrams": True, "average_weights": False},
+    "accurate": {"vocab_size": "auto", "vocabulary": "frequent", "sequence_length": "auto",
+                 "batch_size": {"lstm": 32, "conv1d": 16}, "epochs": 15, "lstm_pooling": "max", "ngrams": True,
+                 "average_weights": {"lstm": False, "conv1d": True}},
 }
 AUTO = "auto"
 # Settings that shape the weights: a warm start keeps its bundle's.
 AUTO_SETTINGS = ("vocab_size", "sequence_length")
 
 # "auto" vocabulary: every word seen at least MIN_WORD_COUNT times in the training texts (a word seen once
-# cannot be learned from: it is in one text), up to MAX_AUTO_VOCABULARY.
+# cannot be learned from: it is in one text), up to MAX_AUTO_VOCABULARY. The conv1d model whose word vectors a
+# skip-gram learns from the training texts alone keeps only words seen SKIPGRAM_MIN_COUNT times (word2vec's own
+# default): a rarer word's vector comes from too few contexts, and reading such words cost the conv1d model 1.4
+# and 3.0 points on 4,500 of SST-2's and emotion's rows against 1,024 words (README, Results).
 MIN_WORD_COUNT = 2
+SKIPGRAM_MIN_COUNT = 5
 MAX_AUTO_VOCABULARY = 20_000
 # "auto" sequence length: long enough for LENGTH_COVERAGE of the training texts, rounded up to a multiple of 8,
 # at most MAX_AUTO_LENGTH per model. The lstm reads one position after another, so its cost per text grows with
-# the length it reads; the conv1d model reads all positions at once.
-LENGTH_COVERAGE = 0.95
+# the length it reads. The conv1d model reads all positions at once and a batch is padded only to its longest
+# text, so its window holds the longest training text: cut into windows, a text is read as separate pieces, and
+# texts to classify may be longer than those trained on (SST-2's phrases against its whole sentences, where
+# windows for 95% of the phrases cost the conv1d model 2 points).
+LENGTH_COVERAGE = {"lstm": 0.95, "conv1d": 1.0}
 MAX_AUTO_LENGTH = {"lstm": 256, "conv1d": 512}
 # "auto" adversarial training: this fraction of the word vectors' length per model when there are at least
 # ADVERSARIAL_MIN_TEXTS training texts and they are sentence-length (at least half of them within
@@ -102,16 +110,28 @@ def word_lengths_and_counts(texts: Iterable[str]) -> tuple[list[int], collection
     return lengths, counts
 
 
+def min_word_count(config) -> int:
+    """How often a word must occur in the training texts for `config`'s "auto" vocabulary (see MIN_WORD_COUNT)."""
+    learned_here = config.model == "conv1d" and config.word_vectors is None and config.unlabeled is None
+    return SKIPGRAM_MIN_COUNT if learned_here else MIN_WORD_COUNT
+
+
 def auto_settings(
-    texts: Iterable[str], model: str, *, statistics: tuple[list[int], collections.Counter[str]] | None = None
+    texts: Iterable[str],
+    model: str,
+    *,
+    statistics: tuple[list[int], collections.Counter[str]] | None = None,
+    min_count: int = MIN_WORD_COUNT,
 ) -> dict[str, int]:
-    """The vocabulary size and sequence length the training `texts` call for (see MIN_WORD_COUNT and
-    LENGTH_COVERAGE). `statistics`: the texts' `word_lengths_and_counts`, where already computed."""
+    """The vocabulary size and sequence length the training `texts` call for: every word seen `min_count` times
+    or more (see MIN_WORD_COUNT) and LENGTH_COVERAGE. `statistics`: the texts' `word_lengths_and_counts`, where
+    already computed."""
     from textpipe.models import conv1d_min_length  # here: models imports config, which imports this
 
     lengths, counts = word_lengths_and_counts(texts) if statistics is None else statistics
-    frequent = sum(1 for n in counts.values() if n >= MIN_WORD_COUNT)
-    length = int(np.ceil(np.quantile(lengths, LENGTH_COVERAGE, method="inverted_cdf") / 8) * 8) if lengths else 8
+    frequent = sum(1 for n in counts.values() if n >= min_count)
+    coverage = LENGTH_COVERAGE[model]
+    length = int(np.ceil(np.quantile(lengths, coverage, method="inverted_cdf") / 8) * 8) if lengths else 8
     shortest = conv1d_min_length() if model == "conv1d" else 8
     return {
         "vocab_size": int(np.clip(frequent + 2, 3, MAX_AUTO_VOCABULARY)),  # + padding and [UNK]
@@ -141,7 +161,7 @@ def resolve_auto(config, texts: Sequence[str], start=None):
         chosen = (
             {name: getattr(start.config, name) for name in AUTO_SETTINGS}
             if start is not None
-            else auto_settings(texts, config.model, statistics=statistics)
+            else auto_settings(texts, config.model, statistics=statistics, min_count=min_word_count(config))
         )
         config = dataclasses.replace(config, **{name: chosen[name] for name in auto})
     if config.adversarial == AUTO:
