@@ -9,7 +9,7 @@ from conftest import needs_shared_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from accuracy_benchmark import METHODS, UNLABELED_TEXT, join_seeds, sentence_groups, summarize, whole_sentences  # noqa: E402
-from benchmark_report import adversarial_chosen, before_adversarial_accurate  # noqa: E402
+from benchmark_report import adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,3 +209,14 @@ def test_accurate_rows_say_whether_they_trained_adversarially():
     assert not before_adversarial_accurate("sst2_sentences", "conv1d_accurate_ngrams", {"settings": chosen})
     assert not before_adversarial_accurate("imdb", "conv1d_accurate_ngrams", {"settings": earlier})
     assert not before_adversarial_accurate("sst2", "lstm_default", {"settings": earlier})
+
+
+def test_conv1d_accurate_rows_say_whether_they_ran_before_its_own_rules():
+    since = [{"vocab_size": 1151, "sequence_length": 48, "batch_size": 16, "average_weights": True}] * 3
+    earlier = [{"vocab_size": 3624, "sequence_length": 24}] * 3
+    for method in ("conv1d_accurate", "conv1d_accurate_ngrams", "conv1d_accurate_vectors"):
+        assert before_conv1d_accurate(method, {"settings": earlier})
+        assert not before_conv1d_accurate(method, {"settings": since})
+    assert before_conv1d_accurate("conv1d_accurate", {"settings": [since[0], earlier[0]]})  # one seed from before
+    assert not before_conv1d_accurate("lstm_accurate", {"settings": earlier})  # the lstm's rules did not change
+    assert not before_conv1d_accurate("conv1d_default", {"settings": earlier})

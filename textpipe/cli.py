@@ -31,16 +31,18 @@ TRAIN_SETTINGS = [
     ("--batch-size", int, "examples per training step (default: 16)"),
     ("--preset", str, "seed (the reference model's numbers, plus --vocabulary informative, the conv1d model's "
                       "weights averaged and --adversarial auto) or accurate "
-                      "(vocabulary and sequence length chosen from the training texts, batches of 32, up to 15 "
-                      "epochs, --lstm-pooling max, --ngrams; --adversarial auto as under seed); flags "
+                      "(vocabulary and sequence length chosen from the training texts, up to 15 epochs, the lstm in "
+                      "batches of 32 with --lstm-pooling max, --ngrams; --adversarial auto and the conv1d model's "
+                      "batches and weight averaging as under seed); flags "
                       "and --config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
-                                      "95%% of the training texts (default: 64)"),
+                                      "95%% of the training texts (conv1d: all of them) (default: 64)"),
     ("--long-texts", str, "windows: read a text longer than --sequence-length in windows of that many tokens and "
                           "average their predictions; truncate: read its first --sequence-length tokens only "
                           "(default: windows)"),
     ("--vocab-size", "auto_int", "vocabulary size including padding and [UNK], or auto: the training texts' words seen "
-                                 "at least twice (default: 1024)"),
+                                 "at least twice (five times for a conv1d model learning its word vectors from them) "
+                                 "(default: 1024)"),
     ("--vocabulary", str, "which words fill the vocabulary: frequent (the training texts' most frequent) or "
                           "informative (half the most frequent, half those whose presence in a text tells most "
                           "about its label) (default: informative; under --preset accurate: frequent)"),
