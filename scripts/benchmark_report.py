@@ -131,7 +131,9 @@ def before_conv1d_accurate(key: str, method: dict) -> bool:
     return key.startswith("conv1d_accurate") and not (settings and all("batch_size" in s for s in settings))
 
 
-BEFORE_CONV1D_ACCURATE = " (before the conv1d rules: words seen twice, batches of 32)"
+def conv1d_rules_note(key: str, method: dict) -> str:
+    """What a row's label adds when it ran before the preset's conv1d rules (see before_conv1d_accurate)."""
+    return " (before the conv1d rules: words seen twice, batches of 32)" if before_conv1d_accurate(key, method) else ""
 
 
 def render_accuracy(section: dict) -> str:
@@ -216,8 +218,7 @@ def render_accuracy(section: dict) -> str:
                 epochs += "; n-gram weight " + ", ".join(f"{1 - r['network_weight']:.1f}" for r in m["runs"])
             if before_adversarial_accurate(name, key, m):
                 label += " (before the preset trained adversarially)"
-            if before_conv1d_accurate(key, m):
-                label += BEFORE_CONV1D_ACCURATE
+            label += conv1d_rules_note(key, m)
             if before_informative_vocabulary(key, m):
                 label += " (before `--vocabulary informative` was the default: the most frequent words)"
             elif key.endswith("_frequent") and not recorded_vocabulary(m):
@@ -300,14 +301,14 @@ def targets(title: str, methods: dict) -> list[str]:
         preset = [k for k in acc if k.endswith(suffix)]
         if preset and "tfidf_lr_ngrams" in acc:
             best = max(preset, key=acc.get)
-            label = METHODS[best] + (BEFORE_CONV1D_ACCURATE if before_conv1d_accurate(best, methods[best]) else "")
+            label = METHODS[best] + conv1d_rules_note(best, methods[best])
             row(f"best {flags} ({label}) − TF-IDF + LR on 1-2-grams", acc[best] - acc["tfidf_lr_ngrams"], 0.0)
             if f"lstm{suffix}" in acc:
                 row(f"lstm {flags} − TF-IDF + LR on 1-2-grams", acc[f"lstm{suffix}"] - acc["tfidf_lr_ngrams"], -1.0)
     more_text = [k for k in acc if k.endswith(("_accurate_vectors", "_unlabeled"))]
     if more_text and "tfidf_lr_ngrams" in acc:
         best = max(more_text, key=acc.get)
-        label = METHODS[best] + (BEFORE_CONV1D_ACCURATE if before_conv1d_accurate(best, methods[best]) else "")
+        label = METHODS[best] + conv1d_rules_note(best, methods[best])
         rows.append(f"| {title} | {label} − TF-IDF + LR on 1-2-grams (no target: the baselines do not read "
                     f"the extra text) | {acc[best] - acc['tfidf_lr_ngrams']:+.1f} | – |")
     return rows
