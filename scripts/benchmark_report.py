@@ -253,12 +253,13 @@ def run_commands(method: dict, data: dict) -> set[tuple[str, str]]:
 
 def earlier_runs(method: dict, data: dict) -> set[tuple[str, str, str, str, str]]:
     """The (command, date, textpipe version, bundle format, held-out rows' drawing) of each run behind a method's
-    row that an earlier command than the section's own made. Runs before the format was recorded were of
-    format 3 or earlier (a long text's windows combined by their token-weighted mean probability)."""
+    row that an earlier run than the section's own made: another command, or the same one on another day. Runs
+    before the format was recorded were of format 3 or earlier (a long text's windows combined by their
+    token-weighted mean probability)."""
     version, by = method.get("textpipe", "?"), method.get("held_out_by", "row")
     fmt = str(method.get("bundle_format", "3 or earlier"))
     return {(command, date, version, fmt, by) for command, date in run_commands(method, data)
-            if command != data["command"]}
+            if (command, date) != (data["command"], data["date"])}
 
 
 def held_out_by(data: dict) -> str:

@@ -9,7 +9,9 @@ from conftest import needs_shared_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from accuracy_benchmark import METHODS, UNLABELED_TEXT, join_seeds, sentence_groups, summarize, whole_sentences  # noqa: E402
-from benchmark_report import adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate  # noqa: E402
+from benchmark_report import (  # noqa: E402
+    adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate, earlier_runs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,6 +192,17 @@ def test_report_only_rewrites_the_markdown_and_every_kept_row_names_its_run(tmp_
         assert sorted(map(int, notes)) == list(range(1, len(notes) + 1))
         kept_rows += len(marks)
     assert kept_rows > 0
+
+
+def test_a_row_from_the_same_command_on_another_day_is_an_earlier_run():
+    section = {"command": "benchmark.py --methods lstm_default", "date": "2026-12-06"}
+    runs = [{"seed": 0, "accuracy": 0.8}]
+    assert earlier_runs({"runs": runs}, section) == set()  # this run's own row
+    assert earlier_runs({"runs": runs, "command": section["command"], "date": section["date"]}, section) == set()
+    kept = {"runs": runs, "command": section["command"], "date": "2026-12-05"}  # the same command, a day before
+    assert earlier_runs(kept, section) == {(section["command"], "2026-12-05", "?", "3 or earlier", "row")}
+    other = {"runs": runs, "command": "benchmark.py --methods lstm_frequent", "date": section["date"]}
+    assert {run[0] for run in earlier_runs(other, section)} == {other["command"]}
 
 
 def test_accurate_rows_say_whether_they_trained_adversarially():
