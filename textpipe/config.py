@@ -53,7 +53,8 @@ class Config:
     vocabulary: str | None = None  # seed: "informative"
     sequence_length: int | str | None = None  # seed: 64
     # A text longer than sequence_length: "windows" reads all of it, sequence_length tokens at a time, and
-    # averages the windows' predictions; "truncate" reads its first sequence_length tokens only (textpipe 0.3).
+    # averages the windows' predictions; "truncate" reads its first sequence_length tokens only (the reference
+    # model's reading).
     long_texts: str = "windows"
 
     # Model.
