@@ -12,8 +12,10 @@ Sections:
 - accuracy: textpipe's lstm and conv1d (defaults, every epoch, --preset accurate) against TF-IDF + logistic regression, on
   SST-2, IMDB and emotion from ../shared/data (and, on request, SST-2's whole sentences), means over --seeds
   (see accuracy_benchmark.py);
-- throughput: tf.data training input against numpy arrays, the vectorizer, and model-only inference against
-  the machine's floating-point floor;
+- throughput: tf.data training input against numpy arrays, and model-only inference against the machine's
+  floating-point floor;
+- vectorizer: adapting and vectorizing with textpipe's standardization against Keras' built-in one, on
+  sentences, tweets and reviews;
 - scoring: `textpipe score` against in-memory `predict` (rows/s, peak memory), and the Beam path on the
   DirectRunner against `textpipe score` (see beam_benchmark.py);
 - startup: the command line's time to report a mistake, against a process that only imports TensorFlow
@@ -48,7 +50,7 @@ from textpipe.quiet import quiet_libraries
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
-SECTIONS = ("accuracy", "throughput", "scoring", "startup", "report")
+SECTIONS = ("accuracy", "throughput", "vectorizer", "scoring", "startup", "report")
 
 
 def main() -> int:
@@ -62,7 +64,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3, help="accuracy: seeds per method; means and spread are reported")
     parser.add_argument("--first-seed", type=int, default=0, help="accuracy: the first seed run; from 1 on, each method's runs join its earlier runs of the other seeds (same textpipe version and held-out rows)")
     parser.add_argument("--max-train-rows", type=int, help="accuracy: fit on at most this many training rows (same rows for every method)")
-    parser.add_argument("--repeats", type=int, default=3, help="throughput, scoring: runs per measurement; the median is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput, vectorizer, scoring: runs per measurement; the median is reported")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="Markdown report (JSON beside it)")
     parser.add_argument("--report-only", action="store_true", help="measure nothing; rewrite the Markdown from the JSON")
     args = parser.parse_args()
@@ -134,6 +136,8 @@ def main() -> int:
             results["accuracy"] = {**stamp, **accuracy}
         if "throughput" in sections:
             results["throughput"] = {**stamp, **run_throughput_section(args, tmp)}
+        if "vectorizer" in sections:
+            results["vectorizer"] = {**stamp, **run_vectorizer_section(args)}
         if "scoring" in sections:
             results["scoring"] = {**stamp, **run_scoring_section(args, tmp)}
         if "startup" in sections:
@@ -198,7 +202,6 @@ def run_throughput_section(args, tmp: Path) -> dict:
         label: bench_training(config, texts, sizes["train_rows"], args.repeats) for label, texts in datasets.items()
     }
     results["determinism"] = bench_determinism(datasets, sizes["train_rows"], args.repeats)
-    results["vectorizer"] = bench_vectorizer(config, data.train.texts, args.repeats)
     results["inference"] = bench_inference(data.train.texts, sizes["inference_rows"], args.repeats)
     return results
 
@@ -378,18 +381,39 @@ def random_word_vectors(config) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((config.vocab_size, config.word_vector_dim), dtype=np.float32)
 
 
-def bench_vectorizer(config, texts, repeats) -> dict:
+def run_vectorizer_section(args) -> dict:
+    """The default vectorizer's cost with textpipe's standardization against Keras' built-in one (which reads
+    non-ASCII text differently), on each training set of length_datasets: at most 2,000 texts with --quick."""
+    _, data, _ = throughput_data(args)
+    rows = 2_000 if args.quick else None
+    return {
+        "repeats": args.repeats,
+        "texts": {name: bench_vectorizer(d.train.texts[:rows], args.repeats) for name, d in length_datasets(data).items()},
+    }
+
+
+def bench_vectorizer(texts, repeats) -> dict:
+    """Adapting a default vectorizer to `texts` and vectorizing them through tf.data, with each standardization,
+    interleaved: texts/s (medians) and textpipe's time ÷ the built-in's."""
+    from textpipe.config import Config
+    from textpipe.layers import standardize
     from textpipe.preprocess import adapt_vectorizer, build_vectorizer, vectorize
 
-    adapt, apply = [], []
+    config = Config()
+    ways = {"builtin": "lower_and_strip_punctuation", "textpipe": standardize}
+    seconds: dict = {name: {"adapt": [], "vectorize": []} for name in ways}
     for _ in range(repeats):
-        vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
-        adapt.append(timed(lambda: adapt_vectorizer(vectorizer, texts)))
-        apply.append(timed(lambda: vectorize(vectorizer, texts)))
+        for name, standardization in ways.items():
+            vectorizer = build_vectorizer(config.vocab_size, config.sequence_length, standardization)
+            seconds[name]["adapt"].append(timed(lambda: adapt_vectorizer(vectorizer, texts)))
+            seconds[name]["vectorize"].append(timed(lambda: vectorize(vectorizer, texts)))
+    median = {name: {step: statistics.median(runs) for step, runs in steps.items()} for name, steps in seconds.items()}
     return {
         "texts": len(texts),
-        "adapt_texts_per_s": len(texts) / statistics.median(adapt),
-        "map_texts_per_s": len(texts) / statistics.median(apply),
+        "chars_per_text": float(np.mean([len(t) for t in texts])),
+        "texts_per_s": {name: {step: len(texts) / s for step, s in steps.items()} for name, steps in median.items()},
+        "cost_ratio": {step: median["textpipe"][step] / median["builtin"][step] for step in ("adapt", "vectorize")},
+        "runs_s": seconds,
     }
 
 

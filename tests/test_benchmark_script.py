@@ -43,6 +43,13 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
             assert min(m["examples_per_s"].values()) > 0 and len(m["runs_s"]["deterministic"]) == 1
             assert m["cost_ratio"] == pytest.approx(m["examples_per_s"]["default"] / m["examples_per_s"]["deterministic"])
     assert "the cost of deterministic kernels" in report.read_text()
+    vectorizer = results["vectorizer"]["texts"]
+    assert set(vectorizer) == {"SST-2", "emotion", "IMDB"}
+    for v in vectorizer.values():
+        assert v["texts"] == 2000 and min(r for way in v["texts_per_s"].values() for r in way.values()) > 0
+        assert v["cost_ratio"]["vectorize"] == pytest.approx(
+            v["runs_s"]["textpipe"]["vectorize"][0] / v["runs_s"]["builtin"]["vectorize"][0])
+    assert "textpipe's standardization against Keras' built-in one" in report.read_text()
     assert len(scoring["scoring"]["peak_memory"]) == 2
     report_timing = results["report"]
     assert set(report_timing["seconds"]) == {"evaluate", "report"} and report_timing["rows"] == 2000

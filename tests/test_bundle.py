@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from textpipe.bundle import META_FILE, MODEL_FILE, load_bundle, save_bundle
 from textpipe.errors import BundleError, DataError
+from textpipe.layers import standardize
 from textpipe.preprocess import make_dataset
 
 EDGE_TEXTS = ["", "great film", "AWFUL!!!", "caf\u00e9 \U0001f600 lovely", "word " * 300, "zzz unknown qqq"]
@@ -24,6 +25,16 @@ def test_round_trip_gives_identical_predictions(tiny_bundle, saved_bundle, tiny_
     assert loaded.vectorizer.get_vocabulary() == tiny_bundle.vectorizer.get_vocabulary()
     assert loaded.metrics == json.loads(json.dumps(tiny_bundle.metrics))
     assert loaded.history["loss"] == tiny_bundle.history["loss"]
+
+
+def test_a_loaded_bundle_reads_unicode_text_as_the_trained_one_did(tiny_bundle, saved_bundle):
+    loaded = load_bundle(saved_bundle)
+    assert loaded.vectorizer.get_config()["standardize"] is standardize
+    # A curly apostrophe and emoji glued to words read as the plain words and the emoji on their own.
+    glued = ["the film was lovely\U0001F60D\U0001F60D", "\u201cboring\u201d plot\u2026"]
+    spaced = ["the film was lovely \U0001F60D \U0001F60D", "boring plot"]
+    np.testing.assert_array_equal(loaded.vectorizer(glued).numpy(), tiny_bundle.vectorizer(spaced).numpy())
+    np.testing.assert_allclose(loaded.predict_proba(glued), tiny_bundle.predict_proba(spaced), atol=1e-6)
 
 
 def test_saved_model_holds_weights_but_no_optimizer_state(tiny_bundle, saved_bundle):
@@ -81,7 +92,7 @@ def test_predict_rejects_non_text(tiny_bundle):
 
 def test_saved_model_layout(saved_bundle):
     meta = json.loads((saved_bundle / META_FILE).read_text())
-    assert meta["format"] == "textpipe-bundle" and meta["format_version"] == 4
+    assert meta["format"] == "textpipe-bundle" and meta["format_version"] == 5
     assert meta["class_names"] == ["negative", "positive"]
     assert set(meta["metrics"]["validation"]) >= {"accuracy", "macro_f1", "confusion_matrix", "roc_auc"}
     assert sorted(p.name for p in saved_bundle.iterdir()) == [META_FILE, MODEL_FILE]

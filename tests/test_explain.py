@@ -82,6 +82,11 @@ def test_words_past_sequence_length_are_cut_off_and_count_zero_when_truncating(t
     assert all(w.seen for w in e.words if w.position < length)
     best = bundle.class_names.index(e.predicted)
     assert bundle.predict_proba([without(text, late[1])])[0, best] == pytest.approx(e.probability, abs=1e-6)
+    # Words that hold two tokens each ("film" and an emoji) fill the window twice as fast: what is cut off
+    # follows the tokens, not the words (the last of these starts at token 15 of 16, and is seen).
+    text = " ".join(["awful"] + ["film\U0001F600"] * (length // 2) + ["wonderful", "superb"])
+    (e,) = explain(bundle, [text])
+    assert [w.word for w in e.in_text_order() if not w.seen] == ["wonderful", "superb"]
 
 
 def test_one_model_call_per_text_and_fast(tiny_bundle):

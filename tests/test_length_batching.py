@@ -236,6 +236,8 @@ def test_a_format_1_bundle_can_seed_a_warm_start(name, tiny_data, tmp_path):
     config = dataclasses.replace(start.config, epochs=1, learning_rate=1e-12)
     bundle = load_bundle(save_bundle(train(config, tiny_data, warm_start=start), tmp_path / name))
     assert bundle.format_version == FORMAT_VERSION
+    # Its words were made by Keras' built-in standardization: the new model keeps reading text that way.
+    assert bundle.vectorizer.get_config()["standardize"] == "lower_and_strip_punctuation"
     # The layers' weights other than the word vectors (format 1 kept those outside the classifier).
     def layer_weights(model):
         return [w for l in model.layers if l.name != "word_vectors" for w in l.trainable_weights]

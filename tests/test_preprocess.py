@@ -1,5 +1,8 @@
 import dataclasses
+import random
+import string
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +12,8 @@ from conftest import FILLER, NEGATIVE, POSITIVE, TINY_SETTINGS, make_sentences
 from textpipe.bundle import load_bundle, save_bundle
 from textpipe.config import Config
 from textpipe.data import Split
+from textpipe.layers import standardize
+from textpipe.presets import words
 from textpipe.preprocess import adapt_vectorizer, build_vectorizer, information_gain, informative_vocabulary, make_dataset
 from textpipe.training import train
 
@@ -39,6 +44,46 @@ def test_pads_at_the_end_and_truncates_to_sequence_length():
 def test_standardizes_case_and_punctuation():
     v = adapted(["Great movie"])
     a, b = v(tf.constant(["great movie", "GREAT, movie!!"])).numpy()
+    assert a.tolist() == b.tolist()
+
+
+def tokens(vectorizer_or_standardize, texts):
+    if callable(vectorizer_or_standardize):
+        texts = vectorizer_or_standardize(tf.constant(texts))
+    return [[w.decode() for w in row] for row in tf.strings.split(texts).to_list()]
+
+
+def test_standardization_is_keras_builtin_on_ascii():
+    rng = random.Random(0)
+    alphabet = string.ascii_letters + string.digits + string.punctuation + " \t\n\r\v\f"
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 40))) for _ in range(2000)]
+    builtin = keras.layers.TextVectorization(ragged=True)
+    builtin.adapt(tf.constant(texts))
+    ours = keras.layers.TextVectorization(standardize=standardize, ragged=True)
+    ours.set_vocabulary(builtin.get_vocabulary()[2:])
+    assert ours(tf.constant(texts)).to_list() == builtin(tf.constant(texts)).to_list()
+    assert tokens(standardize, texts) == [words(t) for t in texts]
+
+
+UNICODE_TEXTS = {
+    "Don\u2019t \u201cLOVE\u201d it\u2026 \u2014 really": ["dont", "love", "it", "really"],
+    "great\U0001F60D\U0001F60D!!": ["great", "\U0001F60D", "\U0001F60D"],
+    "\u2764\ufe0flove \U0001F44D\U0001F3FD ok\U0001F468\u200d\U0001F469": [
+        "\u2764", "love", "\U0001F44D", "ok", "\U0001F468", "\U0001F469"],
+    "caf\ufffd ok\ufffd\ufffd CAF\u00c9\u00a0cr\u00e8me\u2009\u00bb\u00ab x\x85y \u00a35 \u00d7 \u00a9": [
+        "caf", "ok", "caf\u00e9", "cr\u00e8me", "x", "y", "5", "\u00a9"],
+    "\u0395\u039b\u039b\u0391\u03a3 \u041f\u0420\u0418\u0412\u0415\u0422 \u4f60\u597d\u3002\u4e16\u754c \u0928\u092e\u0938\u094d\u0924\u0947": [
+        "\u03b5\u03bb\u03bb\u03b1\u03c2", "\u043f\u0440\u0438\u0432\u0435\u0442", "\u4f60\u597d\u4e16\u754c",
+        "\u0928\u092e\u0938\u094d\u0924\u0947"],
+}
+
+
+def test_unicode_punctuation_is_dropped_and_each_emoji_is_a_word():
+    texts = list(UNICODE_TEXTS)
+    assert tokens(standardize, texts) == list(UNICODE_TEXTS.values())
+    assert [words(t) for t in texts] == list(UNICODE_TEXTS.values())  # the same rule in Python
+    v = adapted(["dont love it great"])
+    a, b = v(tf.constant(["Don\u2019t LOVE it\u2026 great\U0001F60D", "dont love it great \U0001F60D"])).numpy()
     assert a.tolist() == b.tolist()
 
 

@@ -43,8 +43,10 @@ FORMAT = "textpipe-bundle"
 # 0.2). 3: long texts are read in windows, and the lstm never hands cuDNN an empty row (layers textpipe 0.2
 # cannot load; with --ngrams, the classifier also holds the n-gram model and the mix). 4: a long text's
 # windows are combined by their mean log-odds, each window counting once, not by their probabilities weighted
-# by tokens (a layer setting textpipe before it cannot load). Bundles of formats 1-3 load and predict as they did.
-FORMAT_VERSION = 4
+# by tokens (a layer setting textpipe before it cannot load). 5: the vectorizer's standardization handles
+# Unicode (layers.standardize; a function textpipe before it cannot load). Bundles of formats 1-4 load and
+# predict as they did, and a warm start from one keeps its standardization.
+FORMAT_VERSION = 5
 PREDICT_BATCH = 256
 
 

@@ -7,11 +7,12 @@ and that a user can type and check with `textpipe predict`. [UNK] is also not ne
 word outside the vocabulary and carries what the model learned about rare words. A text and all its variants
 are predicted in one model call.
 
-Words are the model's tokens, shown as they are written in the text: the model splits on ASCII whitespace,
-lower-cases and strips punctuation, so "Great!" is read as "great", and a run of punctuation alone is no word.
-The model reads every word of a text, window by window. A bundle trained with long_texts "truncate" reads
-only the first `sequence_length` words; leaving out a later one changes nothing, so those get a contribution
-of exactly 0 without a model call (`seen` is False).
+Words are the text's runs of characters between ASCII whitespace, shown as they are written: the model
+lower-cases them and drops punctuation, so "Great!" is read as "great", and a run of punctuation alone is no
+word. A run that holds more than one of the model's tokens ("great😍😍") is left out whole. The model reads
+every word of a text, window by window. A bundle trained with long_texts "truncate" reads only the first
+`sequence_length` tokens; leaving out a later word changes nothing, so those get a contribution of exactly 0
+without a model call (`seen` is False).
 """
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ def explain(bundle: Bundle, texts: Sequence[str]) -> list[Explanation]:
 
 def _explain_one(bundle: Bundle, text: str, sequence_length: int | None) -> Explanation:
     chunks = [(m.start(), m.end()) for m in CHUNK.finditer(text)]
-    ids = _first_token_ids(bundle, [text[s:e] for s, e in chunks])
-    words = [(s, e, int(i)) for (s, e), i in zip(chunks, ids) if i != PADDING_ID]  # punctuation alone: no token
-    visible = words if sequence_length is None else words[:sequence_length]
+    ids, tokens = _token_ids(bundle, [text[s:e] for s, e in chunks])
+    first = np.cumsum(tokens) - tokens  # where each run's first token stands among the text's tokens
+    words = [(s, e, int(i)) for (s, e), i, n in zip(chunks, ids, tokens) if n]  # punctuation alone: no token
+    seen = sum(1 for p, n in zip(first, tokens) if n and (sequence_length is None or p < sequence_length))
+    visible = words[:seen]
     variants = [text] + [text[:s] + text[e:] for s, e, _ in visible]
     probabilities = bundle.predict_proba(variants, batch_size=len(variants))
     best = int(probabilities[0].argmax())
@@ -93,10 +96,13 @@ def _explain_one(bundle: Bundle, text: str, sequence_length: int | None) -> Expl
     return Explanation(text, bundle.class_names[best], float(probabilities[0, best]), tuple(contributions))
 
 
-def _first_token_ids(bundle: Bundle, chunks: list[str]) -> np.ndarray:
-    """The vocabulary id the model gives each whitespace-separated chunk (0: nothing is left of it once
-    punctuation is stripped), found by the bundle's own vectorizer."""
+def _token_ids(bundle: Bundle, chunks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The vocabulary id the model gives the first token of each whitespace-separated chunk (0: nothing is left
+    of it once punctuation is dropped), and how many tokens each holds (at most the vectorizer's sequence
+    length), found by the bundle's own vectorizer."""
     if not chunks:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     ids = np.asarray(bundle.vectorizer(np.asarray(chunks, dtype=object)))
-    return ids[:, 0] if ids.ndim == 2 and ids.shape[1] else np.zeros(len(chunks), dtype=np.int64)
+    if ids.ndim != 2 or not ids.shape[1]:
+        return np.zeros(len(chunks), dtype=np.int64), np.zeros(len(chunks), dtype=np.int64)
+    return ids[:, 0], (ids != PADDING_ID).sum(axis=1)

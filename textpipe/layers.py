@@ -10,6 +10,8 @@ add a linear n-gram model beside the network (see models.build_ngrams).
     NgramLogits              a linear model on a window's words and hashed word pairs (bigrams)
     MixProbabilities         two models' class probabilities -> one weighted geometric mean
 
+and the vectorizer's standardization (`standardize`), raw text -> lower-cased words without punctuation.
+
 All are registered with Keras under the package name "textpipe", so a saved model that holds them loads
 wherever textpipe is imported (`load_bundle` does); `model.export()` writes a SavedModel that needs neither.
 """
@@ -18,6 +20,34 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+# Characters that separate words, as a space does: control characters (a tab, or the stray C1 codes of text
+# decoded with the wrong code page) and every Unicode space (tf.strings.split splits on ASCII whitespace only,
+# so a no-break space would join two words into one).
+SEPARATORS = r"[\p{Cc}\p{Z}]"
+# Characters dropped: all punctuation, ASCII and Unicode (curly quotes and apostrophes, dashes, the ellipsis),
+# the currency, math and modifier symbols (which hold the rest of ASCII's punctuation: $ + < = > | ~ ^ `, and
+# emoji skin tones), invisible format characters (zero-width joiners), the emoji variation selectors and the
+# replacement character that stands for undecodable bytes.
+DROPPED = r"[\p{P}\p{Sc}\p{Sm}\p{Sk}\p{Cf}\x{FE0E}\x{FE0F}\x{FFFD}]"
+# Characters that are a word each, wherever they stand: emoji and other pictographs.
+SYMBOLS = r"\p{So}"
+
+
+@keras.saving.register_keras_serializable(package="textpipe")
+def standardize(texts: tf.Tensor) -> tf.Tensor:
+    """Raw texts -> texts whose whitespace-separated words are the vectorizer's tokens: lower-cased (Unicode
+    letters too), every punctuation mark dropped and each emoji a word of its own.
+
+    On ASCII text it gives exactly what Keras' built-in "lower_and_strip_punctuation" gives. That one lower-cases
+    ASCII letters and strips ASCII punctuation only, so in text from the web "don’t" (a curly apostrophe) was
+    another word than "don't", “great” another than "great", and "great😍😍" one word instead of "great" and two
+    emoji. presets.words applies the same rule in Python.
+    """
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, SEPARATORS, " ")
+    texts = tf.strings.regex_replace(texts, DROPPED, "")
+    return tf.strings.regex_replace(texts, SYMBOLS, r" \0 ")
 
 
 @keras.saving.register_keras_serializable(package="textpipe")

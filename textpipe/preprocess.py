@@ -7,12 +7,14 @@ and scoring cannot tokenize differently.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from textpipe.data import Split
-from textpipe.layers import split_windows
+from textpipe.layers import split_windows, standardize
 from textpipe.progress import SILENT, Progress
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -23,15 +25,18 @@ VECTORIZE_BATCH = 1024
 LENGTH_WINDOW = 50
 
 
-def build_vectorizer(vocab_size: int, sequence_length: int | None) -> keras.layers.TextVectorization:
-    """Lower-cases, strips punctuation, splits on whitespace; pads/truncates at the end to `sequence_length`,
-    or, when it is None, keeps every token and pads each batch to its longest text.
+def build_vectorizer(
+    vocab_size: int, sequence_length: int | None, standardization: str | Callable = standardize
+) -> keras.layers.TextVectorization:
+    """Lower-cases, strips punctuation, splits on whitespace (layers.standardize); pads/truncates at the end to
+    `sequence_length`, or, when it is None, keeps every token and pads each batch to its longest text.
 
-    Built-in standardization keeps the saved model loadable without registering custom code.
     The vocabulary holds at most `vocab_size` entries, counting padding "" (id 0) and "[UNK]" (id 1).
+    `standardization`: another one, e.g. a warm start's ("lower_and_strip_punctuation" before bundle format 5).
     """
     return keras.layers.TextVectorization(
         max_tokens=vocab_size,
+        standardize=standardization,
         output_mode="int",
         output_sequence_length=sequence_length,
         name="vectorizer",
@@ -76,7 +81,7 @@ def informative_vocabulary(
     its label (information gain) the other half, words found in one text only last. The most frequent words
     alone carry a sentence's structure (articles, negations, conjunctions) but leave out most of the rarer words
     that decide its class."""
-    counter = keras.layers.TextVectorization(ragged=True)  # the vectorizer's standardization, every word kept
+    counter = keras.layers.TextVectorization(standardize=standardize, ragged=True)  # every word kept
     with progress.phase("vocabulary", total=len(texts), unit=" texts") as advance:
         counter.adapt(_counted_batches(texts, advance))
     vocabulary = counter.get_vocabulary()  # "", "[UNK]", then every word, the most frequent first

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import string
+import unicodedata
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -91,8 +91,26 @@ ADVERSARIAL_FRACTION = {"lstm": 0.1, "conv1d": 0.025}
 ADVERSARIAL_MIN_TEXTS = 2_000
 SENTENCE_WORDS = 64
 
-# What the vectorizer's "lower_and_strip_punctuation" strips.
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+class _Standardization(dict):
+    """str.translate's table for layers.standardize, filled in as characters are met: a separator becomes a
+    space, punctuation and the other dropped characters nothing, a pictograph a word of its own."""
+
+    def __missing__(self, code: int) -> str | int | None:
+        category = unicodedata.category(chr(code))
+        if category == "Cc" or category.startswith("Z"):
+            value: str | int | None = " "
+        elif category.startswith("P") or category in ("Sc", "Sm", "Sk", "Cf") or code in (0xFE0E, 0xFE0F, 0xFFFD):
+            value = None
+        elif category == "So":
+            value = f" {chr(code)} "
+        else:
+            value = code
+        self[code] = value
+        return value
+
+
+_STANDARDIZATION = _Standardization()
 
 
 def preset_settings(name: str) -> dict[str, Any]:
@@ -101,8 +119,9 @@ def preset_settings(name: str) -> dict[str, Any]:
 
 
 def words(text: str) -> list[str]:
-    """The words the vectorizer makes of `text` (lower-cased, punctuation stripped, split on whitespace)."""
-    return text.lower().translate(_PUNCTUATION).split()
+    """The words the vectorizer makes of `text` (layers.standardize: lower-cased, punctuation dropped, each emoji
+    a word; split on whitespace)."""
+    return text.lower().translate(_STANDARDIZATION).split()
 
 
 def word_lengths_and_counts(texts: Iterable[str]) -> tuple[list[int], collections.Counter[str]]:

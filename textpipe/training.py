@@ -91,13 +91,16 @@ def train(
     # Every worker of a multi-worker run adapts its own vectorizer on the same texts in the same order; adapt
     # is deterministic (ties in word counts included), so all replicas get the same vocabulary with no
     # broadcast from the chief.
-    vectorizer = build_vectorizer(config.vocab_size, vectorizer_length(config))
     if warm_start is not None:
-        # Continue with the starting model's vocabulary: its embedding rows belong to those words. A fresh
-        # vocabulary learned from new data would reorder the ids and make the old weights meaningless.
+        # Continue with the starting model's vocabulary and the standardization that made it: its embedding
+        # rows belong to those words. A fresh vocabulary learned from new data would reorder the ids and make
+        # the old weights meaningless.
         check_warm_start(warm_start, config, data.class_names)
+        standardization = warm_start.vectorizer.get_config()["standardize"]
+        vectorizer = build_vectorizer(config.vocab_size, vectorizer_length(config), standardization)
         vectorizer.set_vocabulary(warm_start.vectorizer.get_vocabulary())
     else:
+        vectorizer = build_vectorizer(config.vocab_size, vectorizer_length(config))
         labels = data.train.labels if config.vocabulary == "informative" else None
         adapt_vectorizer(vectorizer, data.train.texts, progress, labels=labels)
     table, vector_report = None, {}
