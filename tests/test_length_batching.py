@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import FILLER, TINY_SETTINGS
 from textpipe.bundle import FORMAT_VERSION, load_bundle, save_bundle
 from textpipe.config import Config
+from textpipe.errors import DataError
 from textpipe.inputs import InputSpec
 from textpipe.layers import (
     AverageOverWindows, MaskedLSTM, TokenAveragePooling1D, TokenMaxPooling1D, TrimPadding,
@@ -227,6 +228,22 @@ def test_an_earlier_accurate_bundle_reads_its_last_output(tmp_path):
     assert bundle.config.preset == "accurate" and bundle.config.lstm_pooling == "last" and not bundle.config.ngrams
     expected = json.loads((FORMAT1 / "predictions.json").read_text())
     np.testing.assert_allclose(bundle.predict_proba(expected["texts"]), expected["lstm"], atol=1e-6)
+
+
+def test_a_format_1_bundle_looks_words_up_as_its_own_vectorizer_reads_them():
+    # Its vectorizer keeps Keras' built-in standardization, which leaves the curly apostrophe in "don’t":
+    # a query must find that word, not "dont", as textpipe's standardization would read it.
+    bundle = load_bundle(FORMAT1 / "conv1d")
+    assert bundle.vectorizer.get_config()["standardize"] == "lower_and_strip_punctuation"
+    vocabulary = bundle.vectorizer.get_vocabulary()
+    at, near = 5, bundle.neighbors(vocabulary[5], k=1)[0][0]
+    vocabulary[at] = "don’t"
+    bundle.vectorizer.set_vocabulary(vocabulary)
+    assert bundle.neighbors("Don’t!", k=1)[0][0] == near
+    assert bundle.similarity("DON’T", near) == pytest.approx(bundle.similarity(near, "don’t"))
+    assert bundle.similarity("don’t", "don’t") == pytest.approx(1.0)
+    with pytest.raises(DataError, match="dont"):
+        bundle.similarity("dont", near)
 
 
 @pytest.mark.parametrize("name", ["lstm", "conv1d"])

@@ -30,7 +30,7 @@ from textpipe.atomic import atomic_dir
 # Re-exported: the file names and folder checks live where the command line can use them without TensorFlow.
 from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder, check_bundle_target  # noqa: F401
 from textpipe.config import Config
-from textpipe.embeddings import cosine_similarity, nearest_neighbors
+from textpipe.embeddings import SPECIAL_TOKENS, cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
 from textpipe.models import uncompiled_copy
 from textpipe.presets import words
@@ -48,13 +48,6 @@ FORMAT = "textpipe-bundle"
 # predict as they did, and a warm start from one keeps its standardization.
 FORMAT_VERSION = 5
 PREDICT_BATCH = 256
-
-
-def _as_word(word: str) -> str:
-    """`word` lower-cased and stripped of punctuation as the vectorizer's standardization does ("Good!" ->
-    "good"), when that leaves one word; else lower-cased, for the error to name."""
-    standard = words(word)
-    return standard[0] if len(standard) == 1 else word.lower()
 
 
 @dataclasses.dataclass
@@ -105,13 +98,25 @@ class Bundle:
 
     def neighbors(self, word: str, k: int = 10) -> list[tuple[str, float]]:
         """The k vocabulary words whose vectors are closest to `word`'s (cosine), closest first."""
-        return nearest_neighbors(self.word_vector_table(), self.vectorizer.get_vocabulary(), _as_word(word), k)
+        vocabulary = self.vectorizer.get_vocabulary()
+        return nearest_neighbors(self.word_vector_table(), vocabulary, self._as_word(word, vocabulary), k)
 
     def similarity(self, word_a: str, word_b: str) -> float:
-        """Cosine similarity of two words' vectors (words are lower-cased and stripped of punctuation, like the
-        vectorizer does)."""
+        """Cosine similarity of two words' vectors (each word read as the model's vectorizer reads it)."""
         vocabulary = self.vectorizer.get_vocabulary()
-        return cosine_similarity(self.word_vector_table(), vocabulary, _as_word(word_a), _as_word(word_b))
+        word_a, word_b = self._as_word(word_a, vocabulary), self._as_word(word_b, vocabulary)
+        return cosine_similarity(self.word_vector_table(), vocabulary, word_a, word_b)
+
+    def _as_word(self, word: str, vocabulary: Sequence[str]) -> str:
+        """The vocabulary word `word` is read as by this bundle's own vectorizer ("Good!" -> "good"; a bundle
+        of format 4 or earlier keeps Keras' built-in standardization), when it reads as one known word; else
+        `word` lower-cased and stripped of punctuation, when that leaves one word, for the error to name."""
+        ids = keras.ops.convert_to_numpy(self.vectorizer(np.array([word])))[0]
+        ids = ids[ids != 0]  # padding
+        if len(ids) == 1 and vocabulary[ids[0]] not in SPECIAL_TOKENS:
+            return vocabulary[ids[0]]
+        standard = words(word)
+        return standard[0] if len(standard) == 1 else word.lower()
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Probability of every class, shape (len(texts), n_classes), columns in `class_names` order.
