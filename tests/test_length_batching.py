@@ -236,7 +236,8 @@ def test_a_format_1_bundle_looks_words_up_as_its_own_vectorizer_reads_them():
     bundle = load_bundle(FORMAT1 / "conv1d")
     assert bundle.vectorizer.get_config()["standardize"] == "lower_and_strip_punctuation"
     vocabulary = bundle.vectorizer.get_vocabulary()
-    at, near = 5, bundle.neighbors(vocabulary[5], k=1)[0][0]
+    at = 5
+    near = bundle.neighbors(vocabulary[at], k=1)[0][0]
     vocabulary[at] = "don’t"
     bundle.vectorizer.set_vocabulary(vocabulary)
     assert bundle.neighbors("Don’t!", k=1)[0][0] == near

@@ -30,7 +30,7 @@ from textpipe.atomic import atomic_dir
 # Re-exported: the file names and folder checks live where the command line can use them without TensorFlow.
 from textpipe.bundle_files import META_FILE, MODEL_FILE, check_bundle_folder, check_bundle_target  # noqa: F401
 from textpipe.config import Config
-from textpipe.embeddings import SPECIAL_TOKENS, cosine_similarity, nearest_neighbors
+from textpipe.embeddings import PADDING, UNKNOWN, cosine_similarity, nearest_neighbors
 from textpipe.errors import BundleError, ConfigError, DataError, one_line
 from textpipe.models import uncompiled_copy
 from textpipe.presets import words
@@ -112,8 +112,8 @@ class Bundle:
         of format 4 or earlier keeps Keras' built-in standardization), when it reads as one known word; else
         `word` lower-cased and stripped of punctuation, when that leaves one word, for the error to name."""
         ids = keras.ops.convert_to_numpy(self.vectorizer(np.array([word])))[0]
-        ids = ids[ids != 0]  # padding
-        if len(ids) == 1 and vocabulary[ids[0]] not in SPECIAL_TOKENS:
+        ids = ids[ids != PADDING]
+        if len(ids) == 1 and ids[0] != UNKNOWN:
             return vocabulary[ids[0]]
         standard = words(word)
         return standard[0] if len(standard) == 1 else word.lower()
