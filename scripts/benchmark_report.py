@@ -133,6 +133,29 @@ def before_conv1d_accurate(key: str, method: dict) -> bool:
     return key.startswith("conv1d_accurate") and not (settings and all("batch_size" in s for s in settings))
 
 
+# Runs from this date on trained the lstm's first epoch without pushing its word vectors when it trained
+# adversarially from a random Embedding (training.PLAIN_EPOCHS); earlier runs pushed them from the first step.
+PLAIN_FIRST_EPOCH_SINCE = "2026-12-07"
+
+
+def before_plain_first_epoch(dataset: str, key: str, method: dict) -> bool:
+    """Whether an lstm row that trains adversarially from a random Embedding (not from --unlabeled text's
+    vectors) comes from runs made before its first epoch trained unpushed."""
+    if not key.startswith("lstm_") or "unlabeled" in key or key.endswith("_no_adversarial"):
+        return False
+    settings = method.get("settings", [])
+    if recorded_adversarial(settings):
+        adversarial = any(s["adversarial"] for s in settings)
+    else:  # before the fraction was recorded: on where forced, or where "auto" turned it on
+        adversarial = key.endswith("_adversarial") or (key.endswith("_frequent") and dataset in SENTENCE_DATASETS)
+    return adversarial and any(run.get("date", method["date"]) < PLAIN_FIRST_EPOCH_SINCE for run in method["runs"])
+
+
+def plain_first_epoch_note(dataset: str, key: str, method: dict) -> str:
+    """What a row's label adds when it ran before the lstm's plain first epoch (see before_plain_first_epoch)."""
+    return " (before the plain first epoch)" if before_plain_first_epoch(dataset, key, method) else ""
+
+
 def conv1d_rules_note(key: str, method: dict) -> str:
     """What a row's label adds when it ran before the preset's conv1d rules (see before_conv1d_accurate)."""
     return " (before the conv1d rules: words seen twice, batches of 32)" if before_conv1d_accurate(key, method) else ""
@@ -153,7 +176,9 @@ def render_accuracy(section: dict) -> str:
         "kept, stopping after 3 without a better one; the conv1d model's weights averaged over the last 100 "
         f"steps; adversarial training, as `--adversarial` below, on {ADVERSARIAL_MIN_TEXTS:,} training texts or "
         f"more, at least half of them within {SENTENCE_WORDS} words, by {ADVERSARIAL_FRACTION['lstm']} for the lstm and "
-        f"{ADVERSARIAL_FRACTION['conv1d']} for the conv1d model: on SST-2 and emotion, not on IMDB); "
+        f"{ADVERSARIAL_FRACTION['conv1d']} for the conv1d model: on SST-2 and emotion, not on IMDB; the lstm's "
+        "word vectors, which start random, are not pushed in its first epoch: rows whose label says so ran before, "
+        "pushed from the first step); "
         "`--patience off --keep-last-epoch "
         "--no-average-weights` (all 10 epochs, the last step's weights kept, as textpipe 0.2 and the reference "
         "model did, adversarial training as in the defaults); `--preset accurate` (vocabulary and sequence "
@@ -223,7 +248,7 @@ def render_accuracy(section: dict) -> str:
                 epochs += "; n-gram weight " + ", ".join(f"{1 - r['network_weight']:.1f}" for r in m["runs"])
             if before_adversarial_accurate(name, key, m):
                 label += " (before the preset trained adversarially)"
-            label += conv1d_rules_note(key, m)
+            label += conv1d_rules_note(key, m) + plain_first_epoch_note(name, key, m)
             if before_informative_vocabulary(key, m):
                 label += " (before `--vocabulary informative` was the default: the most frequent words)"
             elif key.endswith("_frequent") and not recorded_vocabulary(m):
@@ -240,7 +265,7 @@ def render_accuracy(section: dict) -> str:
             lines.append(f"\n[{number}] kept from an earlier run: textpipe {version} (bundle format {fmt}), `{command}` "
                          f"on {date}{drawn}.")
         lines.append("")
-        verdicts.extend(targets(title, methods))
+        verdicts.extend(targets(title, methods, name))
     lines.append("### Targets\n")
     lines.append("Mean accuracy, in points. A target is met when the difference is ≥ 0, ≥ -1 for the lstm "
                  "alone against 1-2-grams, and ≥ minus the larger seed spread (standard deviation) for early stopping "
@@ -274,7 +299,7 @@ def held_out_by(data: dict) -> str:
     return " a sentence at a time (the phrases of one parsed sentence all on one side)"
 
 
-def targets(title: str, methods: dict) -> list[str]:
+def targets(title: str, methods: dict, dataset: str) -> list[str]:
     acc = {k: v["accuracy"]["mean"] * 100 for k, v in methods.items()}
     sd = {k: v["accuracy"]["std"] * 100 for k, v in methods.items()}
     rows = []
@@ -286,7 +311,8 @@ def targets(title: str, methods: dict) -> list[str]:
 
     def defaults(model: str) -> str:
         stale = before[f"{model}_default"]
-        return f"{model} defaults" + (" (the most frequent words, before `--vocabulary informative`)" if stale else "")
+        label = f"{model} defaults" + (" (the most frequent words, before `--vocabulary informative`)" if stale else "")
+        return label + plain_first_epoch_note(dataset, f"{model}_default", methods[f"{model}_default"])
 
     for model in ("lstm", "conv1d"):
         if f"{model}_default" in acc and "tfidf_lr_restricted" in acc:
@@ -301,16 +327,21 @@ def targets(title: str, methods: dict) -> list[str]:
                 rows.append(f"| {title} | {comparison} (not comparable: the rows ran with different vocabularies) "
                             f"| {diff:+.1f} | – |")
                 continue
+            if len({before_plain_first_epoch(dataset, f"{model}_{v}", methods[f"{model}_{v}"]) for v in ("default", "all_epochs")}) > 1:
+                rows.append(f"| {title} | {comparison} (not comparable: one row ran before the plain first epoch) "
+                            f"| {diff:+.1f} | – |")
+                continue
             row(comparison, diff, -spread)
     # The preset, then the network alone (--no-ngrams), on the baselines' rows only.
     for suffix, flags in (("_accurate_ngrams", "`--preset accurate`"), ("_accurate", "`--preset accurate --no-ngrams`")):
         preset = [k for k in acc if k.endswith(suffix)]
         if preset and "tfidf_lr_ngrams" in acc:
             best = max(preset, key=acc.get)
-            label = METHODS[best] + conv1d_rules_note(best, methods[best])
+            label = METHODS[best] + conv1d_rules_note(best, methods[best]) + plain_first_epoch_note(dataset, best, methods[best])
             row(f"best {flags} ({label}) − TF-IDF + LR on 1-2-grams", acc[best] - acc["tfidf_lr_ngrams"], 0.0)
             if f"lstm{suffix}" in acc:
-                row(f"lstm {flags} − TF-IDF + LR on 1-2-grams", acc[f"lstm{suffix}"] - acc["tfidf_lr_ngrams"], -1.0)
+                note = plain_first_epoch_note(dataset, f"lstm{suffix}", methods[f"lstm{suffix}"])
+                row(f"lstm {flags}{note} − TF-IDF + LR on 1-2-grams", acc[f"lstm{suffix}"] - acc["tfidf_lr_ngrams"], -1.0)
     more_text = [k for k in acc if k.endswith(("_accurate_vectors", "_unlabeled"))]
     if more_text and "tfidf_lr_ngrams" in acc:
         best = max(more_text, key=acc.get)

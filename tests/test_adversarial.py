@@ -64,6 +64,49 @@ def test_a_step_applies_the_gradients_at_the_batch_and_at_the_pushed_table():
     assert not np.allclose(clean[index], pushed[index])  # the push changed what the step learned
 
 
+def test_the_first_plain_steps_push_nothing():
+    """With SGD at learning rate 1 and no dropout, a step within plain_steps fits the unpushed batch twice (every
+    weight moves by minus twice the loss's gradient); the next step pushes the table again."""
+    config = Config(**{**TINY_SETTINGS, "dropout": 0.0, "adversarial": 0.3})
+    model = build_model(config, 2)
+    model.plain_steps = 1
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="binary_crossentropy")
+    x = np.array([[5, 6, 7, 0], [8, 9, 0, 0], [10, 11, 12, 13]], dtype=np.int64)
+    y = np.array([[1.0], [0.0], [1.0]], dtype=np.float32)
+    loss = keras.losses.BinaryCrossentropy()
+
+    def step_matches_twice_the_gradient():
+        before = [v.numpy() for v in model.trainable_variables]
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x, training=True))
+        clean = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_variables)]
+        model.train_on_batch(x, y)
+        return all(
+            np.allclose(v.numpy(), start - 2 * g, rtol=1e-4, atol=1e-6)
+            for v, start, g in zip(model.trainable_variables, before, clean)
+        )
+
+    assert step_matches_twice_the_gradient()
+    assert not step_matches_twice_the_gradient()  # step 2: past plain_steps, the push is back
+
+
+def test_train_trains_one_plain_epoch_only_when_the_word_vectors_start_random(tiny_data):
+    from textpipe.training import train
+
+    class PlainSteps(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(self.model.plain_steps)
+
+    seen: list[int] = []
+    settings = {**TINY_SETTINGS, "epochs": 1, "adversarial": 0.1}
+    bundle = train(Config(**settings), tiny_data, callbacks=[PlainSteps()])
+    assert seen == [len(tiny_data.train.texts) // TINY_SETTINGS["batch_size"]]  # 400 texts: 25 batches of 16
+    train(Config(**settings), tiny_data, callbacks=[PlainSteps()], warm_start=bundle)
+    conv1d = {**settings, "model": "conv1d", "sequence_length": 24, "skipgram_epochs": 1}
+    train(Config(**conv1d), tiny_data, callbacks=[PlainSteps()])
+    assert seen[1:] == [0, 0]  # a warm start's Embedding and the conv1d model's skip-gram table mean something
+
+
 def test_each_pass_of_a_step_draws_its_own_dropout_masks():
     """The adversarial pass moves Dropout's seeds on too: a step advances them twice as far as a plain step."""
     x = np.array([[5, 6, 7, 0], [8, 9, 0, 0]], dtype=np.int64)

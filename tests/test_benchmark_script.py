@@ -10,7 +10,8 @@ from conftest import needs_shared_data
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from accuracy_benchmark import METHODS, UNLABELED_TEXT, join_seeds, sentence_groups, summarize, whole_sentences  # noqa: E402
 from benchmark_report import (  # noqa: E402
-    adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate, earlier_runs,
+    PLAIN_FIRST_EPOCH_SINCE, adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate,
+    before_plain_first_epoch, earlier_runs,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,3 +241,24 @@ def test_conv1d_accurate_rows_say_whether_they_ran_before_its_own_rules():
     assert before_conv1d_accurate("conv1d_accurate", {"settings": [since[0], earlier[0]]})  # one seed from before
     assert not before_conv1d_accurate("lstm_accurate", {"settings": earlier})  # the lstm's rules did not change
     assert not before_conv1d_accurate("conv1d_default", {"settings": earlier})
+
+
+def test_adversarial_lstm_rows_say_whether_they_ran_before_the_plain_first_epoch():
+    def method(dates, adversarial=0.1, recorded=True):
+        settings = {"vocab_size": 1024, "sequence_length": 64, **({"adversarial": adversarial} if recorded else {})}
+        return {"date": dates[-1], "runs": [{"seed": i, "date": d} for i, d in enumerate(dates)],
+                "settings": [settings] * len(dates)}
+
+    before, since = "2026-12-06", PLAIN_FIRST_EPOCH_SINCE
+    assert before_plain_first_epoch("sst2", "lstm_default", method([before] * 3))
+    assert before_plain_first_epoch("sst2", "lstm_accurate_ngrams", method([since, since, before]))  # one seed
+    assert not before_plain_first_epoch("sst2", "lstm_default", method([since] * 3))
+    # Runs that pushed nothing, or whose Embedding started from skip-gram vectors, or a conv1d model: unchanged.
+    assert not before_plain_first_epoch("imdb", "lstm_default", method([before] * 3, adversarial=0.0))
+    assert not before_plain_first_epoch("sst2", "lstm_accurate_unlabeled", method([before] * 3))
+    assert not before_plain_first_epoch("sst2", "conv1d_default", method([before] * 3))
+    # Rows from before the fraction was recorded: on where forced or where "auto" turned it on.
+    assert before_plain_first_epoch("imdb", "lstm_adversarial", method([before] * 3, recorded=False))
+    assert before_plain_first_epoch("emotion", "lstm_frequent", method([before] * 3, recorded=False))
+    assert not before_plain_first_epoch("imdb", "lstm_frequent", method([before] * 3, recorded=False))
+    assert not before_plain_first_epoch("sst2", "lstm_no_adversarial", method([before] * 3, recorded=False))

@@ -213,6 +213,10 @@ class AdversarialClassifier(keras.Model):
     "Adversarial training methods for semi-supervised text classification"): a word's neighbourhood in the
     table must classify as the word does, which regularizes a network trained on little text.
 
+    For its first `plain_steps` optimizer steps the push is zero (each step still fits the batch twice, with
+    Dropout's masks drawn afresh): training.train sets them to one epoch when the table starts random (see
+    training.PLAIN_EPOCHS).
+
     Only training changes: inference_model gives the same layers as a plain model to save.
     """
 
@@ -220,6 +224,7 @@ class AdversarialClassifier(keras.Model):
         super().__init__(inputs, outputs, **kwargs)
         self.epsilon = float(epsilon)
         self.table_name = table
+        self.plain_steps = 0  # read when fit() traces the training step
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -234,6 +239,8 @@ class AdversarialClassifier(keras.Model):
         gradients = tape.gradient(scaled, sources)
         position = next(i for i, v in enumerate(sources) if v is table)  # not .index: == compares values
         push = adversarial_push(tf.convert_to_tensor(table), gradients[position], self.epsilon)
+        if self.plain_steps:
+            push *= tf.cast(self.optimizer.iterations >= self.plain_steps, push.dtype)
 
         def value(variable):
             return tf.convert_to_tensor(variable) + push if variable is table else tf.convert_to_tensor(variable)
