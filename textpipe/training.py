@@ -151,10 +151,11 @@ def train(
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _fit_under_multiworker(classifier)
         train_batches = batches(data.train, shuffle=True)
+        steps_per_epoch = int(train_batches.cardinality())
         if isinstance(classifier, AdversarialClassifier) and table is None and warm_start is None:
-            classifier.plain_steps = PLAIN_EPOCHS * max(int(train_batches.cardinality()), 0)
+            classifier.plain_steps = PLAIN_EPOCHS * max(steps_per_epoch, 0)
         if config.average_weights:
-            average_over(classifier, min(AVERAGE_STEPS, int(train_batches.cardinality())))
+            average_over(classifier, min(AVERAGE_STEPS, steps_per_epoch))
         validation_batches = batches(data.validation, shuffle=False)
         progress.classifier(config)
         history = classifier.fit(
