@@ -180,12 +180,13 @@ def test_train_says_when_it_trains_adversarially(tiny_data, tmp_path, capsys, mo
 
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(tiny_data.train.texts, tiny_data.train.labels)))
-    small = ["--dataset", str(data), "--epochs", "1", "--embedding-dim", "8", "--lstm-units", "8", "--vocab-size", "64"]
+    small = ["--dataset", str(data), "--epochs", "2", "--embedding-dim", "8", "--lstm-units", "8", "--vocab-size", "64"]
     assert main(["train", *small, "--output", str(tmp_path / "few")]) == 0  # 400 texts: too few
     assert "adversarial" not in capsys.readouterr().out
     monkeypatch.setattr(presets, "ADVERSARIAL_MIN_TEXTS", 100)
     assert main(["train", *small, "--output", str(tmp_path / "auto")]) == 0
-    assert "classifier: lstm, at most 1 epoch, adversarial training (0.1)\n" in capsys.readouterr().out
+    # The lstm's random word vectors train unpushed for an epoch first.
+    assert "classifier: lstm, at most 2 epochs, adversarial training (0.1) from epoch 2\n" in capsys.readouterr().out
     assert load_bundle(tmp_path / "auto").config.adversarial == 0.1
     assert main(["train", *small, "--adversarial", "0", "--output", str(tmp_path / "off")]) == 0
     assert "adversarial" not in capsys.readouterr().out

@@ -27,7 +27,7 @@ class Recorder(Progress):
     def word_vectors(self, report):
         self.events.append(("word vectors", report["source"]))
 
-    def classifier(self, config):
+    def classifier(self, config, plain_epochs=0):
         assert config.adversarial != "auto"  # the settings it trains with, those left to the data settled
         self.events.append(("classifier", config.epochs))
 

@@ -72,10 +72,12 @@ def _terminal_progress():
         def word_vectors(self, report):
             print(describe_word_vectors(report), flush=True)
 
-        def classifier(self, config):
+        def classifier(self, config, plain_epochs=0):
             epochs = config.epochs
             averaged = ", its weights averaged over the last steps" if config.average_weights else ""
             adversarial = f", adversarial training ({config.adversarial:g})" if config.adversarial else ""
+            if adversarial and plain_epochs:
+                adversarial += f" from epoch {plain_epochs + 1}"
             print(f"classifier: {config.model}, at most {epochs} epoch{'s' if epochs > 1 else ''}{averaged}"
                   f"{adversarial}", flush=True)
 

@@ -22,9 +22,9 @@ class Progress:
     def word_vectors(self, report: dict[str, Any]) -> None:
         """The conv1d model's word vectors are ready (before the classifier trains): where they came from."""
 
-    def classifier(self, config: Config) -> None:
+    def classifier(self, config: Config, plain_epochs: int = 0) -> None:
         """The classifier starts training with `config`'s settings, those left to the data settled (at most
-        config.epochs epochs)."""
+        config.epochs epochs); with adversarial training, its first `plain_epochs` epochs train unpushed."""
 
     def ngrams(self, epochs: int) -> None:
         """With config.ngrams, after the network: the n-gram model starts training, for at most `epochs` epochs."""

@@ -152,12 +152,14 @@ def train(
             _fit_under_multiworker(classifier)
         train_batches = batches(data.train, shuffle=True)
         steps_per_epoch = int(train_batches.cardinality())
+        plain_epochs = 0
         if isinstance(classifier, AdversarialClassifier) and table is None and warm_start is None:
-            classifier.plain_steps = PLAIN_EPOCHS * max(steps_per_epoch, 0)
+            plain_epochs = PLAIN_EPOCHS
+            classifier.plain_steps = plain_epochs * max(steps_per_epoch, 0)
         if config.average_weights:
             average_over(classifier, min(AVERAGE_STEPS, steps_per_epoch))
         validation_batches = batches(data.validation, shuffle=False)
-        progress.classifier(config)
+        progress.classifier(config, plain_epochs=plain_epochs)
         history = classifier.fit(
             train_batches,
             validation_data=validation_batches,
