@@ -84,9 +84,10 @@ MAX_AUTO_LENGTH = {"lstm": 256, "conv1d": 512}
 # that `--preset accurate`'s longer windows on reviews do not turn it on. On sentence-length data of 4,500 or
 # more rows (SST-2's phrases, 4,500 and all; its sentences; emotion's 4,500 and all) it raised the lstm's
 # accuracy by 1.4-2.7 points and the conv1d model's by 0.2-2.5; with fewer rows it gained less, and on 900 it
-# cost the lstm 3.7 (SST-2's sentences) and 10.5 points (emotion), level at 2,000. On IMDB's reviews, read in
-# several windows each, it changed neither model (-0.2, -0.1) and took up to 2.5 times as long (3 seeds each;
-# README, Results).
+# cost the lstm 3.7 (SST-2's sentences) and 10.5 points (emotion), level at 2,000. With the lstm's first epoch
+# unpushed (training.PLAIN_EPOCHS) it gains 2.3 and 1.7 at 2,000 and still loses at 1,500 (2.0, 1.2) and 900
+# (3.2, 9.5). On IMDB's reviews, read in several windows each, it changed neither model (-0.2, -0.1) and took up
+# to 2.5 times as long (3 seeds each; README, Results).
 ADVERSARIAL_FRACTION = {"lstm": 0.1, "conv1d": 0.025}
 ADVERSARIAL_MIN_TEXTS = 2_000
 SENTENCE_WORDS = 64
