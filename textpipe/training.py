@@ -153,9 +153,10 @@ def train(
         train_batches = batches(data.train, shuffle=True)
         steps_per_epoch = int(train_batches.cardinality())
         plain_epochs = 0
-        if isinstance(classifier, AdversarialClassifier) and table is None and warm_start is None:
+        random_start = table is None and warm_start is None
+        if isinstance(classifier, AdversarialClassifier) and random_start and steps_per_epoch > 0:
             plain_epochs = PLAIN_EPOCHS
-            classifier.plain_steps = plain_epochs * max(steps_per_epoch, 0)
+            classifier.plain_steps = plain_epochs * steps_per_epoch
         if config.average_weights:
             average_over(classifier, min(AVERAGE_STEPS, steps_per_epoch))
         validation_batches = batches(data.validation, shuffle=False)
