@@ -151,12 +151,13 @@ def test_auto_is_on_with_enough_texts_when_half_of_them_are_sentence_length():
     assert resolve_auto(Config(sequence_length=80), [long] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.0
     assert resolve_auto(Config(sequence_length=16), [" ".join(["w"] * 20)] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.1
     # Under the preset that leaves the length to the data: on for both models on sentences; off on longer texts,
-    # though the window it chose holds them.
+    # though the conv1d model's window holds them (the lstm's stops at 64 tokens).
     for model in ("lstm", "conv1d"):
         chosen = resolve_auto(Config(preset="accurate", model=model), [short] * (half + 1) + [long] * half)
         assert chosen.adversarial == ADVERSARIAL_FRACTION[model]
-    chosen = resolve_auto(Config(preset="accurate"), [short] * half + [long] * (half + 1))
-    assert chosen.sequence_length == 72 and chosen.adversarial == 0.0
+    for model, window in (("conv1d", 72), ("lstm", 64)):
+        chosen = resolve_auto(Config(preset="accurate", model=model), [short] * half + [long] * (half + 1))
+        assert chosen.sequence_length == window and chosen.adversarial == 0.0
     # A number given wins over the texts; a model built before they are seen trains plainly.
     assert resolve_auto(Config(adversarial=0.3), [long]).adversarial == 0.3
     assert resolve_auto(Config(adversarial=0), [short] * ADVERSARIAL_MIN_TEXTS).adversarial == 0
