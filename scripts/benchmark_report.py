@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from accuracy_benchmark import ADVERSARIAL
-from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, SENTENCE_WORDS
+from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, MAX_AUTO_LENGTH, SENTENCE_WORDS
 
 METHODS = {
     "tfidf_lr_restricted": "TF-IDF + LR, 1,022 words",
@@ -156,6 +156,21 @@ def plain_first_epoch_note(dataset: str, key: str, method: dict) -> str:
     return " (before the plain first epoch)" if before_plain_first_epoch(dataset, key, method) else ""
 
 
+def before_short_lstm_windows(key: str, method: dict) -> bool:
+    """Whether an lstm `--preset accurate` row comes from runs whose window was longer than the preset's lstm now
+    reads (MAX_AUTO_LENGTH): runs made before its window was capped there, on texts longer than that."""
+    settings = method.get("settings", [])
+    return key.startswith("lstm_accurate") and any(s["sequence_length"] > MAX_AUTO_LENGTH["lstm"] for s in settings)
+
+
+def rules_note(key: str, method: dict) -> str:
+    """What a `--preset accurate` row's label adds when it ran before the preset's current rules for its model."""
+    if before_short_lstm_windows(key, method):
+        lengths = span([s["sequence_length"] for s in method["settings"]])
+        return f" ({lengths}-token windows, before the preset capped the lstm's at {MAX_AUTO_LENGTH['lstm']})"
+    return conv1d_rules_note(key, method)
+
+
 def conv1d_rules_note(key: str, method: dict) -> str:
     """What a row's label adds when it ran before the preset's conv1d rules (see before_conv1d_accurate)."""
     return " (before the conv1d rules: words seen twice, batches of 32)" if before_conv1d_accurate(key, method) else ""
@@ -182,7 +197,9 @@ def render_accuracy(section: dict) -> str:
         "`--patience off --keep-last-epoch "
         "--no-average-weights` (all 10 epochs, the last step's weights kept, as textpipe 0.2 and the reference "
         "model did, adversarial training as in the defaults); `--preset accurate` (vocabulary and sequence "
-        "length from the training texts, up to 15 epochs, the lstm in batches of 32 and max-pooled, the conv1d "
+        "length from the training texts, up to 15 epochs, the lstm in batches of 32 and max-pooled, in windows "
+        f"for 95% of the texts up to {MAX_AUTO_LENGTH['lstm']} tokens (rows whose label says so ran before, up "
+        "to 256), the conv1d "
         "model in batches of 16 with its weights averaged, on the words seen five times (twice with "
         "--word-vectors or --unlabeled) and in windows that hold the longest text (rows whose label says so "
         "ran before: words seen twice, batches of 32, windows for 95% of the texts), adversarial "
@@ -248,7 +265,7 @@ def render_accuracy(section: dict) -> str:
                 epochs += "; n-gram weight " + ", ".join(f"{1 - r['network_weight']:.1f}" for r in m["runs"])
             if before_adversarial_accurate(name, key, m):
                 label += " (before the preset trained adversarially)"
-            label += conv1d_rules_note(key, m) + plain_first_epoch_note(name, key, m)
+            label += rules_note(key, m) + plain_first_epoch_note(name, key, m)
             if before_informative_vocabulary(key, m):
                 label += " (before `--vocabulary informative` was the default: the most frequent words)"
             elif key.endswith("_frequent") and not recorded_vocabulary(m):
@@ -337,15 +354,16 @@ def targets(title: str, methods: dict, dataset: str) -> list[str]:
         preset = [k for k in acc if k.endswith(suffix)]
         if preset and "tfidf_lr_ngrams" in acc:
             best = max(preset, key=acc.get)
-            label = METHODS[best] + conv1d_rules_note(best, methods[best]) + plain_first_epoch_note(dataset, best, methods[best])
+            label = METHODS[best] + rules_note(best, methods[best]) + plain_first_epoch_note(dataset, best, methods[best])
             row(f"best {flags} ({label}) − TF-IDF + LR on 1-2-grams", acc[best] - acc["tfidf_lr_ngrams"], 0.0)
             if f"lstm{suffix}" in acc:
-                note = plain_first_epoch_note(dataset, f"lstm{suffix}", methods[f"lstm{suffix}"])
+                lstm = methods[f"lstm{suffix}"]
+                note = rules_note(f"lstm{suffix}", lstm) + plain_first_epoch_note(dataset, f"lstm{suffix}", lstm)
                 row(f"lstm {flags}{note} − TF-IDF + LR on 1-2-grams", acc[f"lstm{suffix}"] - acc["tfidf_lr_ngrams"], -1.0)
     more_text = [k for k in acc if k.endswith(("_accurate_vectors", "_unlabeled"))]
     if more_text and "tfidf_lr_ngrams" in acc:
         best = max(more_text, key=acc.get)
-        label = METHODS[best] + conv1d_rules_note(best, methods[best])
+        label = METHODS[best] + rules_note(best, methods[best])
         rows.append(f"| {title} | {label} − TF-IDF + LR on 1-2-grams (no target: the baselines do not read "
                     f"the extra text) | {acc[best] - acc['tfidf_lr_ngrams']:+.1f} | – |")
     return rows

@@ -11,8 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from accuracy_benchmark import METHODS, UNLABELED_TEXT, join_seeds, sentence_groups, summarize, whole_sentences  # noqa: E402
 from benchmark_report import (  # noqa: E402
     PLAIN_FIRST_EPOCH_SINCE, adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate,
-    before_plain_first_epoch, earlier_runs,
+    before_plain_first_epoch, before_short_lstm_windows, earlier_runs, rules_note,
 )
+from textpipe.presets import MAX_AUTO_LENGTH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -241,6 +242,21 @@ def test_conv1d_accurate_rows_say_whether_they_ran_before_its_own_rules():
     assert before_conv1d_accurate("conv1d_accurate", {"settings": [since[0], earlier[0]]})  # one seed from before
     assert not before_conv1d_accurate("lstm_accurate", {"settings": earlier})  # the lstm's rules did not change
     assert not before_conv1d_accurate("conv1d_default", {"settings": earlier})
+
+
+def test_lstm_accurate_rows_say_whether_they_read_longer_windows_than_it_now_does():
+    reviews = {"settings": [{"vocab_size": 20000, "sequence_length": 256}] * 3}
+    capped = {"settings": [{"vocab_size": 20000, "sequence_length": MAX_AUTO_LENGTH["lstm"]}] * 3}
+    sentences = {"settings": [{"vocab_size": 3600, "sequence_length": 24}] * 3}
+    for method in ("lstm_accurate", "lstm_accurate_ngrams"):
+        assert before_short_lstm_windows(method, reviews)
+        assert not before_short_lstm_windows(method, capped)
+        assert not before_short_lstm_windows(method, sentences)
+    assert rules_note("lstm_accurate", reviews) == (
+        f" (256-token windows, before the preset capped the lstm's at {MAX_AUTO_LENGTH['lstm']})")
+    assert rules_note("lstm_accurate", capped) == ""
+    assert not before_short_lstm_windows("conv1d_accurate", {"settings": [{"vocab_size": 9, "sequence_length": 512}]})
+    assert not before_short_lstm_windows("lstm_default", reviews)
 
 
 def test_adversarial_lstm_rows_say_whether_they_ran_before_the_plain_first_epoch():
