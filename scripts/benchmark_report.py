@@ -176,6 +176,18 @@ def conv1d_rules_note(key: str, method: dict) -> str:
     return " (before the conv1d rules: words seen twice, batches of 32)" if before_conv1d_accurate(key, method) else ""
 
 
+def preset_choices(methods: dict) -> list[tuple[str, dict]]:
+    """Per model, the `--preset accurate` row whose runs' settings the section's header gives: the network
+    alone's, or the mix's where only that one ran under the preset's current rules."""
+    chosen = []
+    for model in dict.fromkeys(key.split("_")[0] for key in methods if key.endswith("_accurate")):
+        rows = [(key, methods[key]) for key in (f"{model}_accurate", f"{model}_accurate_ngrams")
+                if "settings" in methods.get(key, {})]
+        current = [(key, m) for key, m in rows if not rules_note(key, m)]
+        chosen.extend((current or rows)[:1])
+    return chosen
+
+
 def render_accuracy(section: dict) -> str:
     lines = [
         "## Accuracy against TF-IDF + logistic regression\n",
@@ -239,7 +251,7 @@ def render_accuracy(section: dict) -> str:
         chosen = "; ".join(
             f"{key.split('_')[0]} {span([s['vocab_size'] for s in m['settings']])} words, length "
             f"{span([s['sequence_length'] for s in m['settings']])}{adversarial_chosen(m['settings'])}"
-            for key, m in data["methods"].items() if key.endswith("_accurate") and "settings" in m
+            for key, m in preset_choices(data["methods"])
         )
         chosen = f" `--preset accurate` chose: {chosen}." if chosen else ""
         lines.append(
