@@ -151,11 +151,6 @@ def before_plain_first_epoch(dataset: str, key: str, method: dict) -> bool:
     return adversarial and any(run.get("date", method["date"]) < PLAIN_FIRST_EPOCH_SINCE for run in method["runs"])
 
 
-def plain_first_epoch_note(dataset: str, key: str, method: dict) -> str:
-    """What a row's label adds when it ran before the lstm's plain first epoch (see before_plain_first_epoch)."""
-    return " (before the plain first epoch)" if before_plain_first_epoch(dataset, key, method) else ""
-
-
 def before_short_lstm_windows(key: str, method: dict) -> bool:
     """Whether an lstm `--preset accurate` row comes from runs whose window was longer than the preset's lstm now
     reads (MAX_AUTO_LENGTH): runs made before its window was capped there, on texts longer than that."""
@@ -163,27 +158,29 @@ def before_short_lstm_windows(key: str, method: dict) -> bool:
     return key.startswith("lstm_accurate") and any(s["sequence_length"] > MAX_AUTO_LENGTH["lstm"] for s in settings)
 
 
-def rules_note(key: str, method: dict) -> str:
-    """What a `--preset accurate` row's label adds when it ran before the preset's current rules for its model."""
+def rules_note(dataset: str, key: str, method: dict) -> str:
+    """What a row's label adds when it ran before one of today's rules for its method: the preset's lstm window
+    (before_short_lstm_windows), its conv1d rules (before_conv1d_accurate), the lstm's plain first epoch
+    (before_plain_first_epoch)."""
+    note = ""
     if before_short_lstm_windows(key, method):
         lengths = span([s["sequence_length"] for s in method["settings"]])
-        return f" ({lengths}-token windows, before the preset capped the lstm's at {MAX_AUTO_LENGTH['lstm']})"
-    return conv1d_rules_note(key, method)
+        note += f" ({lengths}-token windows, before the preset capped the lstm's at {MAX_AUTO_LENGTH['lstm']})"
+    if before_conv1d_accurate(key, method):
+        note += " (before the conv1d rules: words seen twice, batches of 32)"
+    if before_plain_first_epoch(dataset, key, method):
+        note += " (before the plain first epoch)"
+    return note
 
 
-def conv1d_rules_note(key: str, method: dict) -> str:
-    """What a row's label adds when it ran before the preset's conv1d rules (see before_conv1d_accurate)."""
-    return " (before the conv1d rules: words seen twice, batches of 32)" if before_conv1d_accurate(key, method) else ""
-
-
-def preset_choices(methods: dict) -> list[tuple[str, dict]]:
+def preset_choices(dataset: str, methods: dict) -> list[tuple[str, dict]]:
     """Per model, the `--preset accurate` row whose runs' settings the section's header gives: the network
     alone's, or the mix's where only that one ran under the preset's current rules."""
     chosen = []
     for model in dict.fromkeys(key.split("_")[0] for key in methods if key.endswith("_accurate")):
         rows = [(key, methods[key]) for key in (f"{model}_accurate", f"{model}_accurate_ngrams")
                 if "settings" in methods.get(key, {})]
-        current = [(key, m) for key, m in rows if not rules_note(key, m)]
+        current = [(key, m) for key, m in rows if not rules_note(dataset, key, m)]
         chosen.extend((current or rows)[:1])
     return chosen
 
@@ -251,7 +248,7 @@ def render_accuracy(section: dict) -> str:
         chosen = "; ".join(
             f"{key.split('_')[0]} {span([s['vocab_size'] for s in m['settings']])} words, length "
             f"{span([s['sequence_length'] for s in m['settings']])}{adversarial_chosen(m['settings'])}"
-            for key, m in preset_choices(data["methods"])
+            for key, m in preset_choices(name, data["methods"])
         )
         chosen = f" `--preset accurate` chose: {chosen}." if chosen else ""
         lines.append(
@@ -277,7 +274,7 @@ def render_accuracy(section: dict) -> str:
                 epochs += "; n-gram weight " + ", ".join(f"{1 - r['network_weight']:.1f}" for r in m["runs"])
             if before_adversarial_accurate(name, key, m):
                 label += " (before the preset trained adversarially)"
-            label += rules_note(key, m) + plain_first_epoch_note(name, key, m)
+            label += rules_note(name, key, m)
             if before_informative_vocabulary(key, m):
                 label += " (before `--vocabulary informative` was the default: the most frequent words)"
             elif key.endswith("_frequent") and not recorded_vocabulary(m):
@@ -341,7 +338,7 @@ def targets(title: str, methods: dict, dataset: str) -> list[str]:
     def defaults(model: str) -> str:
         stale = before[f"{model}_default"]
         label = f"{model} defaults" + (" (the most frequent words, before `--vocabulary informative`)" if stale else "")
-        return label + plain_first_epoch_note(dataset, f"{model}_default", methods[f"{model}_default"])
+        return label + rules_note(dataset, f"{model}_default", methods[f"{model}_default"])
 
     for model in ("lstm", "conv1d"):
         if f"{model}_default" in acc and "tfidf_lr_restricted" in acc:
@@ -366,16 +363,15 @@ def targets(title: str, methods: dict, dataset: str) -> list[str]:
         preset = [k for k in acc if k.endswith(suffix)]
         if preset and "tfidf_lr_ngrams" in acc:
             best = max(preset, key=acc.get)
-            label = METHODS[best] + rules_note(best, methods[best]) + plain_first_epoch_note(dataset, best, methods[best])
+            label = METHODS[best] + rules_note(dataset, best, methods[best])
             row(f"best {flags} ({label}) − TF-IDF + LR on 1-2-grams", acc[best] - acc["tfidf_lr_ngrams"], 0.0)
             if f"lstm{suffix}" in acc:
-                lstm = methods[f"lstm{suffix}"]
-                note = rules_note(f"lstm{suffix}", lstm) + plain_first_epoch_note(dataset, f"lstm{suffix}", lstm)
+                note = rules_note(dataset, f"lstm{suffix}", methods[f"lstm{suffix}"])
                 row(f"lstm {flags}{note} − TF-IDF + LR on 1-2-grams", acc[f"lstm{suffix}"] - acc["tfidf_lr_ngrams"], -1.0)
     more_text = [k for k in acc if k.endswith(("_accurate_vectors", "_unlabeled"))]
     if more_text and "tfidf_lr_ngrams" in acc:
         best = max(more_text, key=acc.get)
-        label = METHODS[best] + rules_note(best, methods[best])
+        label = METHODS[best] + rules_note(dataset, best, methods[best])
         rows.append(f"| {title} | {label} − TF-IDF + LR on 1-2-grams (no target: the baselines do not read "
                     f"the extra text) | {acc[best] - acc['tfidf_lr_ngrams']:+.1f} | – |")
     return rows

@@ -252,9 +252,9 @@ def test_lstm_accurate_rows_say_whether_they_read_longer_windows_than_it_now_doe
         assert before_short_lstm_windows(method, reviews)
         assert not before_short_lstm_windows(method, capped)
         assert not before_short_lstm_windows(method, sentences)
-    assert rules_note("lstm_accurate", reviews) == (
+    assert rules_note("imdb", "lstm_accurate", reviews) == (
         f" (256-token windows, before the preset capped the lstm's at {MAX_AUTO_LENGTH['lstm']})")
-    assert rules_note("lstm_accurate", capped) == ""
+    assert rules_note("imdb", "lstm_accurate", capped) == ""
     assert not before_short_lstm_windows("conv1d_accurate", {"settings": [{"vocab_size": 9, "sequence_length": 512}]})
     assert not before_short_lstm_windows("lstm_default", reviews)
 
