@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import TINY_SETTINGS
 from textpipe.config import Config
 from textpipe.models import AdversarialClassifier, adversarial_push, build_model
-from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, resolve_auto
+from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, MAX_AUTO_LENGTH, resolve_auto
 
 
 def test_the_push_follows_the_gradient_and_is_epsilon_times_the_rows_read():
@@ -151,11 +151,11 @@ def test_auto_is_on_with_enough_texts_when_half_of_them_are_sentence_length():
     assert resolve_auto(Config(sequence_length=80), [long] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.0
     assert resolve_auto(Config(sequence_length=16), [" ".join(["w"] * 20)] * ADVERSARIAL_MIN_TEXTS).adversarial == 0.1
     # Under the preset that leaves the length to the data: on for both models on sentences; off on longer texts,
-    # though the conv1d model's window holds them (the lstm's stops at 64 tokens).
+    # though the conv1d model's window holds them (the lstm's stops at its cap).
     for model in ("lstm", "conv1d"):
         chosen = resolve_auto(Config(preset="accurate", model=model), [short] * (half + 1) + [long] * half)
         assert chosen.adversarial == ADVERSARIAL_FRACTION[model]
-    for model, window in (("conv1d", 72), ("lstm", 64)):
+    for model, window in (("conv1d", 72), ("lstm", MAX_AUTO_LENGTH["lstm"])):
         chosen = resolve_auto(Config(preset="accurate", model=model), [short] * half + [long] * (half + 1))
         assert chosen.sequence_length == window and chosen.adversarial == 0.0
     # A number given wins over the texts; a model built before they are seen trains plainly.

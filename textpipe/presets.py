@@ -80,7 +80,7 @@ MAX_AUTO_VOCABULARY = 20_000
 # classify may be longer than those trained on (SST-2's phrases against its whole sentences, where windows for
 # 95% of the phrases cost the conv1d model 2 points).
 LENGTH_COVERAGE = {"lstm": 0.95, "conv1d": 1.0}
-MAX_AUTO_LENGTH = {"lstm": 64, "conv1d": 512}
+MAX_AUTO_LENGTH = {"lstm": 32, "conv1d": 512}
 # "auto" adversarial training: this fraction of the word vectors' length per model when there are at least
 # ADVERSARIAL_MIN_TEXTS training texts and they are sentence-length (at least half of them within
 # SENTENCE_WORDS words, the seed preset's window, where it was measured), else off: whatever the window, so
