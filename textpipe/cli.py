@@ -36,7 +36,7 @@ TRAIN_SETTINGS = [
                       "batches and weight averaging as under seed); flags "
                       "and --config win over it (default: seed)"),
     ("--sequence-length", "auto_int", "tokens the model reads at a time (see --long-texts), or auto: enough for "
-                                      "95%% of the training texts, up to 64 (conv1d: for all of them, up to 512) "
+                                      "95%% of the training texts, up to 32 (conv1d: for all of them, up to 512) "
                                       "(default: 64)"),
     ("--long-texts", str, "windows: read a text longer than --sequence-length in windows of that many tokens and "
                           "average their predictions; truncate: read its first --sequence-length tokens only "
