@@ -148,20 +148,20 @@ def test_presets_fill_only_the_settings_not_given(tmp_path):
 
 
 def test_auto_settings_follow_the_training_texts():
-    texts = ["Alpha, beta!"] * 17 + ["gamma " * 40, "delta " * 300, "once"]
+    texts = ["Alpha, beta!"] * 17 + ["gamma " * 20, "delta " * 300, "once"]
     assert words(texts[0]) == ["alpha", "beta"]
     lstm = auto_settings(texts, "lstm")
     # alpha, beta, gamma, delta are seen twice or more; "once" is not. Plus padding and [UNK].
     assert lstm["vocab_size"] == 6
-    # 19 of the 20 texts (95%) have at most 40 words, a multiple of 8.
-    assert lstm["sequence_length"] == 40
-    assert auto_settings(texts + ["gamma " * 41], "lstm")["sequence_length"] == 48  # 20 of 21: rounded up
+    # 19 of the 20 texts (95%) have at most 20 words: rounded up to a multiple of 8.
+    assert lstm["sequence_length"] == 24
+    assert auto_settings(texts + ["gamma " * 25], "lstm")["sequence_length"] == 32  # 20 of 21: rounded up
     assert auto_settings(["word " * 5000] * 3, "lstm")["sequence_length"] == MAX_AUTO_LENGTH["lstm"]
     assert auto_settings(["a b", "a b"], "conv1d")["sequence_length"] == 19  # the conv1d stack's minimum
     # The conv1d model's window holds the longest text; a higher min_count keeps fewer words.
     conv1d = auto_settings(texts, "conv1d", min_count=18)
     assert conv1d["sequence_length"] == 304  # "delta " * 300, rounded up to a multiple of 8
-    assert conv1d["vocab_size"] == 4  # gamma and delta (40 and 300 times); not alpha and beta (17 each)
+    assert conv1d["vocab_size"] == 4  # gamma and delta (20 and 300 times); not alpha and beta (17 each)
 
 
 def test_conv1d_learning_its_word_vectors_keeps_words_seen_five_times():
