@@ -159,10 +159,12 @@ def before_short_lstm_windows(key: str, method: dict) -> bool:
 
 
 def rules_note(dataset: str, key: str, method: dict) -> str:
-    """What a row's label adds when it ran before one of today's rules for its method: the preset's lstm window
-    (before_short_lstm_windows), its conv1d rules (before_conv1d_accurate), the lstm's plain first epoch
-    (before_plain_first_epoch)."""
+    """What a row's label adds when it ran before one of today's rules for its method: the preset's adversarial
+    training on sentence-length texts (before_adversarial_accurate), its lstm window (before_short_lstm_windows),
+    its conv1d rules (before_conv1d_accurate), the lstm's plain first epoch (before_plain_first_epoch)."""
     note = ""
+    if before_adversarial_accurate(dataset, key, method):
+        note += " (before the preset trained adversarially)"
     if before_short_lstm_windows(key, method):
         lengths = span([s["sequence_length"] for s in method["settings"]])
         note += f" ({lengths}-token windows, before the preset capped the lstm's at {MAX_AUTO_LENGTH['lstm']})"
@@ -272,8 +274,6 @@ def render_accuracy(section: dict) -> str:
                 epochs = ", ".join(map(str, m.get("epochs_run", []))) or "–"
             if all("network_weight" in r for r in m["runs"]):  # --ngrams: the n-gram model's share of the mix
                 epochs += "; n-gram weight " + ", ".join(f"{1 - r['network_weight']:.1f}" for r in m["runs"])
-            if before_adversarial_accurate(name, key, m):
-                label += " (before the preset trained adversarially)"
             label += rules_note(name, key, m)
             if before_informative_vocabulary(key, m):
                 label += " (before `--vocabulary informative` was the default: the most frequent words)"

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from accuracy_benchmark import METHODS, UNLABELED_TEXT, join_seeds, sentence_groups, summarize, whole_sentences  # noqa: E402
 from benchmark_report import (  # noqa: E402
     PLAIN_FIRST_EPOCH_SINCE, adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate,
-    before_plain_first_epoch, before_short_lstm_windows, earlier_runs, rules_note,
+    before_plain_first_epoch, before_short_lstm_windows, earlier_runs, rules_note, targets,
 )
 from textpipe.presets import MAX_AUTO_LENGTH  # noqa: E402
 
@@ -231,6 +231,13 @@ def test_accurate_rows_say_whether_they_trained_adversarially():
     assert not before_adversarial_accurate("sst2_sentences", "conv1d_accurate_ngrams", {"settings": chosen})
     assert not before_adversarial_accurate("imdb", "conv1d_accurate_ngrams", {"settings": earlier})
     assert not before_adversarial_accurate("sst2", "lstm_default", {"settings": earlier})
+    # The label is one of the rules a row's label and its Targets rows carry.
+    assert rules_note("sst2", "lstm_accurate_ngrams", {"settings": earlier}) == " (before the preset trained adversarially)"
+    since = {"date": PLAIN_FIRST_EPOCH_SINCE, "runs": [{"seed": 0}]}
+    assert rules_note("sst2", "lstm_accurate_ngrams", {"settings": chosen, **since}) == ""
+    methods = {"tfidf_lr_ngrams": {"accuracy": {"mean": 0.80, "std": 0.0}},
+               "lstm_accurate_ngrams": {"accuracy": {"mean": 0.82, "std": 0.01}, "settings": earlier}}
+    assert all("(before the preset trained adversarially)" in row for row in targets("SST-2", methods, "sst2"))
 
 
 def test_conv1d_accurate_rows_say_whether_they_ran_before_its_own_rules():
