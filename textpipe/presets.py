@@ -75,12 +75,13 @@ MAX_AUTO_VOCABULARY = 20_000
 # the length it reads, and where texts are longer than its window, more and shorter windows did better: on 4,500
 # IMDB reviews the preset's lstm alone scored 83.5 in 256-token windows, 85.2 in 64 and 86.0 in 32 (with the
 # n-gram model 86.4, 86.5 and 86.4; on all 20,250, 89.9, 90.1 and 90.5, at about 1.6 times the fit time in 32
-# as in 64). On emotion's tweets 32 tokens, which cut some of them in two, left it level
-# (whole set: 93.6 in 48, 93.9 in 32; 4,500 rows: 92.1 in 40, 91.8 in 32; 3 seeds each; README, Results), so 32 is its
-# longest. The conv1d model reads all positions at once and a batch is padded only to its longest text, so its
-# window holds the longest training text: cut into windows, a text is read as separate pieces, and texts to
-# classify may be longer than those trained on (SST-2's phrases against its whole sentences, where windows for
-# 95% of the phrases cost the conv1d model 2 points).
+# as in 64; alone on all 20,250, 88.7 in 256 and 89.8 in 32, at about 3.5 times the fit time). On emotion's
+# tweets 32 tokens, which cut some of them in two, left it level (whole set: 93.6 in 48, 93.9 in 32; 4,500 rows:
+# 92.1 in 40, 91.8 in 32; 3 seeds each; README, Results), so 32 is its longest. The conv1d model reads all
+# positions at once and a batch is padded only to its longest text, so its window holds the longest training
+# text: cut into windows, a text is read as separate pieces, and texts to classify may be longer than those
+# trained on (SST-2's phrases against its whole sentences, where windows for 95% of the phrases cost the conv1d
+# model 2 points).
 LENGTH_COVERAGE = {"lstm": 0.95, "conv1d": 1.0}
 MAX_AUTO_LENGTH = {"lstm": 32, "conv1d": 512}
 # "auto" adversarial training: this fraction of the word vectors' length per model when there are at least
