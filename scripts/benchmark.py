@@ -172,9 +172,11 @@ def throughput_data(args):
     """Sizes for --quick or full runs, and the texts to measure on (SST-2 when present)."""
     from textpipe.data import load_labeled_data
 
-    sizes = {"score_lines": 20_000, "score_big_lines": 100_000, "train_rows": 1_000, "inference_rows": 4_096}
+    sizes = {"score_lines": 20_000, "score_big_lines": 100_000, "train_rows": 1_000, "table_rows": 500,
+             "inference_rows": 4_096}
     if not args.quick:
-        sizes = {"score_lines": 200_000, "score_big_lines": 2_000_000, "train_rows": 8_000, "inference_rows": 32_768}
+        sizes = {"score_lines": 200_000, "score_big_lines": 2_000_000, "train_rows": 8_000, "table_rows": 4_000,
+                 "inference_rows": 32_768}
     source = SHARED_SST2 if SHARED_SST2.is_dir() else None
     return sizes, load_labeled_data(source), "SST-2 train sentences" if source else "textpipe's sample reviews"
 
@@ -202,6 +204,7 @@ def run_throughput_section(args, tmp: Path) -> dict:
         label: bench_training(config, texts, sizes["train_rows"], args.repeats) for label, texts in datasets.items()
     }
     results["determinism"] = bench_determinism(datasets, sizes["train_rows"], args.repeats)
+    results["word_table"] = bench_word_table(datasets, sizes["table_rows"], args.repeats)
     results["inference"] = bench_inference(data.train.texts, sizes["inference_rows"], args.repeats)
     return results
 
@@ -372,6 +375,53 @@ def bench_determinism(datasets: dict, rows: int, repeats: int) -> dict:
                 "cost_ratio": seconds["deterministic"] / seconds["default"],
                 "runs_s": runs,
             }
+    return results
+
+
+def bench_word_table(datasets: dict, rows: int, repeats: int) -> dict:
+    """The second epoch of `--preset accurate`'s lstm on `rows` texts, its settings chosen from the whole
+    training set (so its Embedding has the rows a real fit's has: up to 20,000 words), trained with textpipe's
+    RowwiseRMSprop and with Keras's own RMSprop, interleaved, under the deterministic kernels `textpipe train`
+    uses. Both take the same steps (to float rounding); Keras's rewrites the whole table every step."""
+    from unittest import mock
+
+    import keras
+
+    import textpipe.models
+    from textpipe.config import Config
+    from textpipe.models import build_model
+    from textpipe.presets import resolve_auto
+    from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
+    from textpipe.training import deterministic_ops
+
+    results: dict = {}
+    for name, data in datasets.items():
+        config = resolve_auto(Config(model="lstm", preset="accurate", ngrams=False, seed=0), data.train.texts)
+        vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
+        adapt_vectorizer(vectorizer, data.train.texts)
+        small = subset(data, rows).train
+        optimizers = {"rowwise": textpipe.models.RowwiseRMSprop, "keras": keras.optimizers.RMSprop}
+        runs: dict[str, list[float]] = {label: [] for label in optimizers}
+        for _ in range(repeats):
+            for label, optimizer in optimizers.items():
+                keras.utils.set_random_seed(0)
+                with mock.patch.object(textpipe.models, "RowwiseRMSprop", optimizer):
+                    model = build_model(config, len(data.class_names))
+                dataset = make_dataset(vectorizer, small, config.batch_size, shuffle=True)
+                clock = epoch_clock()
+                with deterministic_ops():
+                    model.fit(dataset, epochs=2, verbose=0, shuffle=False, callbacks=[clock])
+                runs[label].append(clock.seconds[-1])
+        seconds = {label: statistics.median(times) for label, times in runs.items()}
+        results[name] = {
+            "rows": len(small),
+            "vocab_size": config.vocab_size,
+            "sequence_length": config.sequence_length,
+            "adversarial": config.adversarial,
+            "examples_per_s": {label: len(small) / s for label, s in seconds.items()},
+            "speedup": seconds["keras"] / seconds["rowwise"],
+            "runs_s": runs,
+        }
     return results
 
 

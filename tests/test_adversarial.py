@@ -21,7 +21,9 @@ def test_the_push_follows_the_gradient_and_is_epsilon_times_the_rows_read():
     # A gather's gradient: rows 1 and 3 read (3 twice, so its two parts add up); rows 0, 2, 4, 5 not read.
     values = tf.constant(np.random.default_rng(1).normal(size=(3, 4)), tf.float32)
     gradient = tf.IndexedSlices(values, tf.constant([1, 3, 3]), tf.constant([6, 4]))
-    push = adversarial_push(table, gradient, 0.25).numpy()
+    rows = adversarial_push(table, gradient, 0.25)
+    assert sorted(rows.indices.numpy()) == [1, 3]  # each row read, once
+    push = tf.convert_to_tensor(rows).numpy()
     dense = tf.convert_to_tensor(gradient).numpy()
     assert not push[[0, 2, 4, 5]].any()
     np.testing.assert_allclose(np.linalg.norm(push), 0.25 * np.linalg.norm(table.numpy()[[1, 3]]), rtol=1e-5)
@@ -52,7 +54,7 @@ def test_a_step_applies_the_gradients_at_the_batch_and_at_the_pushed_table():
 
     clean = gradients()
     index = [i for i, v in enumerate(model.trainable_variables) if v is table][0]
-    push = adversarial_push(tf.convert_to_tensor(table), clean[index], 0.3).numpy()
+    push = tf.convert_to_tensor(adversarial_push(tf.convert_to_tensor(table), clean[index], 0.3)).numpy()
     assert np.abs(push).sum() > 0
     table.assign(table.numpy() + push)
     pushed = gradients()

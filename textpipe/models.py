@@ -21,6 +21,7 @@ from textpipe.layers import (
     TokenMaxPooling1D, TrimPadding,
 )
 from textpipe.metrics import MacroF1
+from textpipe.optimizers import RowwiseRMSprop
 from textpipe.presets import AUTO
 
 
@@ -240,10 +241,15 @@ class AdversarialClassifier(keras.Model):
         position = next(i for i, v in enumerate(sources) if v is table)  # not .index: == compares values
         push = adversarial_push(tf.convert_to_tensor(table), gradients[position], self.epsilon)
         if self.plain_steps:
-            push *= tf.cast(self.optimizer.iterations >= self.plain_steps, push.dtype)
+            push = tf.IndexedSlices(
+                push.values * tf.cast(self.optimizer.iterations >= self.plain_steps, push.values.dtype),
+                push.indices, push.dense_shape,
+            )
 
         def value(variable):
-            return tf.convert_to_tensor(variable) + push if variable is table else tf.convert_to_tensor(variable)
+            if variable is table:  # a copy of the table with the rows read pushed
+                return tf.tensor_scatter_nd_add(tf.convert_to_tensor(variable), push.indices[:, None], push.values)
+            return tf.convert_to_tensor(variable)
 
         pushed = [value(v) for v in self.trainable_variables]
         with tf.GradientTape() as tape:
@@ -260,7 +266,7 @@ class AdversarialClassifier(keras.Model):
             if variable is not table:  # Dropout's seeds move on, so the next step draws other masks
                 variable.assign(new)
         self.optimizer.apply_gradients(
-            (_dense(a) + _dense(b), v) for a, b, v in zip(gradients, adversarial_gradients, weights) if a is not None
+            (_sum(a, b), v) for a, b, v in zip(gradients, adversarial_gradients, weights) if a is not None
         )
         # The loss on the batch as it is, as without adversarial training. Under a strategy each replica's loss
         # is divided by the number of replicas (for the sum of their gradients); the logged loss is not.
@@ -271,17 +277,38 @@ class AdversarialClassifier(keras.Model):
         return self.compute_metrics(x, y, predictions, sample_weight=sample_weight)
 
 
-def adversarial_push(table: tf.Tensor, gradient, epsilon: float) -> tf.Tensor:
-    """The push AdversarialClassifier gives a word-vector `table`: along the loss's `gradient` with respect to
-    it (the rows a batch did not read have none), `epsilon` times as long as the rows that have one."""
-    gradient = _dense(gradient)
-    read = tf.cast(tf.reduce_any(gradient != 0, axis=1, keepdims=True), table.dtype)
-    length = epsilon * tf.norm(table * read)
-    return tf.stop_gradient(length * gradient / (tf.norm(gradient) + 1e-12))
+def adversarial_push(table: tf.Tensor, gradient, epsilon: float) -> tf.IndexedSlices:
+    """The push AdversarialClassifier gives a word-vector `table`, as the rows it moves (each once): along the
+    loss's `gradient` with respect to the table (the rows a batch did not read have none), `epsilon` times as
+    long as the rows that have one."""
+    gradient = _rows(gradient)
+    read = tf.cast(tf.reduce_any(gradient.values != 0, axis=1, keepdims=True), table.dtype)
+    length = epsilon * tf.norm(tf.gather(table, gradient.indices) * read)
+    values = tf.stop_gradient(length * gradient.values / (tf.norm(gradient.values) + 1e-12))
+    return tf.IndexedSlices(values, gradient.indices, tf.shape(table, out_type=gradient.indices.dtype))
 
 
-def _dense(gradient):
-    return tf.convert_to_tensor(gradient)  # an Embedding's gradient comes as IndexedSlices
+def _rows(gradient) -> tf.IndexedSlices:
+    """`gradient` as rows, each row once (an Embedding's gradient comes as IndexedSlices with a row per word
+    read, a word read twice twice)."""
+    if not isinstance(gradient, tf.IndexedSlices):
+        gradient = tf.convert_to_tensor(gradient)
+        shape = tf.shape(gradient, out_type=tf.int64)
+        return tf.IndexedSlices(gradient, tf.range(shape[0]), shape)
+    rows, slot = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, slot, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
+def _sum(a, b):
+    """The sum of two gradients of one weight: the rows of both when both come as rows, else dense. Either way
+    the optimizer sees each row's total once, so its step is what it is for the dense sum."""
+    if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
+        both = tf.IndexedSlices(
+            tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0), a.dense_shape
+        )
+        return _rows(both)
+    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
 
 
 def average_over_windows(config: Config) -> AverageOverWindows:
@@ -309,7 +336,7 @@ AVERAGE_STEPS = 100
 def compile_model(model: keras.Model, config: Config, n_classes: int) -> None:
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(
-        optimizer=keras.optimizers.RMSprop(
+        optimizer=RowwiseRMSprop(
             learning_rate=config.learning_rate, use_ema=config.average_weights, ema_momentum=1 - 1 / AVERAGE_STEPS
         ),
         loss=loss,
