@@ -50,6 +50,8 @@ def render(results: dict) -> str:
         parts.append(render_scoring(results["scoring"]))
     if "throughput" in results:
         parts.append(render_throughput(results["throughput"]))
+    if "optimizer" in results:
+        parts.append(render_optimizer(results["optimizer"]))
     if "vectorizer" in results:
         parts.append(render_vectorizer(results["vectorizer"]))
     if "startup" in results:
@@ -436,8 +438,6 @@ counts the padded positions the model runs over.
 |---|---|---|---|---|---|---|---|---|
 {table}
 {render_determinism(section["determinism"]) if "determinism" in section else ""}"""
-    if "word_table" in section:
-        text += render_word_table(section["word_table"])
     if "inference" in section:
         text += render_inference(section["inference"])
     return text
@@ -486,21 +486,22 @@ table of the default width, since its cost does not depend on the values.
 """
 
 
-def render_word_table(d: dict) -> str:
+def render_optimizer(section: dict) -> str:
     rows = "\n".join(
         f"| {name} | {t['vocab_size']:,} | {t['sequence_length']} | {'yes' if t['adversarial'] else 'no'} | "
         f"{t['rows']:,} | {t['examples_per_s']['keras']:,.0f} | {t['examples_per_s']['rowwise']:,.0f} | "
         f"**{t['speedup']:.2f}×** |"
-        for name, t in d.items()
+        for name, t in section["texts"].items()
     )
-    return f"""
-### Training: updating the word table in the rows a batch reads
+    return f"""## Training: updating the word table in the rows a batch reads
 
-Keras's RMSprop rewrites every row of an Embedding table and of its moving average of squared gradients on
-every step, though a batch reads a few hundred of its rows. textpipe's RowwiseRMSprop updates only the rows read
+{stamp(section)}- medians of {section['epochs_per_fit']} epochs in each of {section['repeats']} fits per optimizer, the two interleaved
+
+Keras's RMSprop recomputes the moving average of squared gradients of every row of an Embedding table on every
+step, though a batch reads a few hundred of its rows. textpipe's RowwiseRMSprop updates only the rows read
 and applies the decays a row's average missed when a batch next reads it: the same steps, to float rounding.
-The second epoch of `--preset accurate`'s lstm (its vocabulary, window and adversarial training chosen from each
-whole training set, as a real fit's are) on the same rows, with each optimizer, interleaved, under the
+Epochs after the first of `--preset accurate`'s lstm (its vocabulary, window and adversarial training chosen
+from each whole training set, as a real fit's are) on the same rows, with each optimizer, under the
 deterministic kernels `textpipe train` uses.
 
 | texts | words | window | adversarial | rows | Keras RMSprop (ex/s) | RowwiseRMSprop (ex/s) | speed-up |

@@ -45,6 +45,13 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
             assert min(m["examples_per_s"].values()) > 0 and len(m["runs_s"]["deterministic"]) == 1
             assert m["cost_ratio"] == pytest.approx(m["examples_per_s"]["default"] / m["examples_per_s"]["deterministic"])
     assert "the cost of deterministic kernels" in report.read_text()
+    optimizer = results["optimizer"]["texts"]
+    assert set(optimizer) == {"SST-2", "emotion", "IMDB"}
+    for t in optimizer.values():
+        assert t["vocab_size"] > 2 and t["sequence_length"] <= MAX_AUTO_LENGTH["lstm"]
+        assert len(t["runs_s"]["rowwise"]) == len(t["runs_s"]["keras"]) == results["optimizer"]["epochs_per_fit"]
+        assert t["speedup"] == pytest.approx(t["examples_per_s"]["rowwise"] / t["examples_per_s"]["keras"])
+    assert "updating the word table in the rows a batch reads" in report.read_text()
     vectorizer = results["vectorizer"]["texts"]
     assert set(vectorizer) == {"SST-2", "emotion", "IMDB"}
     for v in vectorizer.values():
