@@ -73,7 +73,7 @@ MAX_AUTO_VOCABULARY = 20_000
 # "auto" sequence length: long enough for LENGTH_COVERAGE of the training texts, rounded up to a multiple of 8,
 # at most MAX_AUTO_LENGTH per model. The lstm reads one position after another, so its cost per text grows with
 # the length it reads, and where texts are longer than its window, more and shorter windows did better: on 4,500
-# IMDB reviews the preset's lstm alone scored 83.5 in 256-token windows, 85.2 in 64 and 86.0 in 32 (with the
+# IMDB reviews the preset's lstm alone scored 83.5 in 256-token windows, 85.2 in 64 and 85.9 in 32 (with the
 # n-gram model 86.4, 86.5 and 86.4; on all 20,250, 89.9, 90.1 and 90.5, at about 1.6 times the fit time in 32
 # as in 64; alone on all 20,250, 88.7 in 256 and 89.8 in 32, at about 3.5 times the fit time). On emotion's
 # tweets 32 tokens, which cut some of them in two, left it level (whole set: 93.6 in 48, 93.9 in 32; 4,500 rows:
