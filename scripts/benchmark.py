@@ -9,12 +9,12 @@
     python scripts/benchmark.py --quick               # small sizes, a few minutes: checks the script still works
 
 Sections:
-- optimizer: epochs of `--preset accurate`'s lstm with textpipe's RowwiseRMSprop against Keras's RMSprop;
+- accuracy: textpipe's lstm and conv1d (defaults, every epoch, --preset accurate) against TF-IDF + logistic regression, on
   SST-2, IMDB and emotion from ../shared/data (and, on request, SST-2's whole sentences), means over --seeds
   (see accuracy_benchmark.py);
 - throughput: tf.data training input against numpy arrays, and model-only inference against the machine's
   floating-point floor;
-- optimizer: an epoch of `--preset accurate`'s lstm with textpipe's RowwiseRMSprop against Keras's RMSprop;
+- optimizer: epochs of `--preset accurate`'s lstm with textpipe's RowwiseRMSprop against Keras's RMSprop;
 - vectorizer: adapting and vectorizing with textpipe's standardization against Keras' built-in one, on
   sentences, tweets and reviews;
 - scoring: `textpipe score` against in-memory `predict` (rows/s, peak memory), and the Beam path on the
