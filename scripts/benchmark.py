@@ -400,10 +400,10 @@ def run_optimizer_section(args) -> dict:
     from textpipe.preprocess import adapt_vectorizer, build_vectorizer, make_dataset
     from textpipe.training import deterministic_ops
 
-    sizes, data, _ = throughput_data(args)
+    sizes, sample, _ = throughput_data(args)
     rows = sizes["train_rows"]
     results: dict = {"repeats": args.repeats, "epochs_per_fit": OPTIMIZER_EPOCHS, "texts": {}}
-    for name, data in length_datasets(data).items():
+    for name, data in length_datasets(sample).items():
         small = subset(data, rows).train
         texts = small.texts if args.quick else data.train.texts  # --quick: the settings of the rows timed
         config = resolve_auto(Config(model="lstm", preset="accurate", ngrams=False, seed=0), texts)

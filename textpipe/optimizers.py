@@ -12,12 +12,13 @@ class RowwiseRMSprop(keras.optimizers.RMSprop):
     Embedding's, or any other gather's) done on those rows alone.
 
     Keras's own step recomputes the moving average of squared gradients, and its square root, for every row of
-    the table on every step: on a 20,000-word table that is most of an lstm step's cost beyond a 1,024-word one. A row the batch does not
-    read has no gradient, so its weights stay as they are and all that changes is its average, which decays by
-    `rho`. This optimizer keeps, per row, the step its average was last brought up to date, and applies the
-    decays a row missed (rho to the power of their number) when a batch next reads it: the weights follow
-    Keras's steps to float rounding. Like Keras's step for rows, it adds the squares of a row's gradient slices
-    (a word read twice in a batch adds two squares), and the row moves by their sum scaled as Keras scales it.
+    the table on every step: on a 20,000-word table that is most of an lstm step's cost beyond a 1,024-word one.
+    A row the batch does not read has no gradient, so its weights stay as they are and all that changes is its
+    average, which decays by `rho`. This optimizer keeps, per row, the step its average was last brought up to
+    date, and applies the decays a row missed (rho to the power of their number) when a batch next reads it:
+    the weights follow Keras's steps to float rounding. Like Keras's step for rows, it adds the squares of a
+    row's gradient slices (a word read twice in a batch adds two squares), and the row moves by their sum scaled
+    as Keras scales it.
 
     Dense gradients, momentum and the centered variant take Keras's own step.
     """
