@@ -20,6 +20,7 @@ Imported by benchmark.py; it has no command line of its own.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -65,6 +66,10 @@ TEXTPIPE_SETTINGS = {
     "no_adversarial": {"adversarial": 0.0},
     "frequent": {"vocabulary": "frequent"},
 }
+# The `--no-ngrams` variants whose network a `--preset accurate` variant's bundle holds: training is seeded and
+# deterministic on CPU, and the n-gram model trains after the network, so a run of both scores the first from the
+# second's network instead of training it again (its fit time ends with the network's training).
+NETWORK_OF = {"accurate": "accurate_ngrams", "accurate_unlabeled": "accurate_ngrams_unlabeled"}
 # The raw text `--unlabeled` reads, per dataset that has some here: the first UNLABELED_ROWS training texts of
 # another dataset of the same kind, labels unread (SST-2: IMDB's reviews, as a user could add the Hub's
 # unlabeled IMDB reviews to a small set of movie-review sentences).
@@ -92,8 +97,6 @@ def dataset_of(key: str) -> tuple[str, int | None]:
 
 def load_benchmark_data(name: str):
     """LabeledData whose `validation` is the evaluation split and whose `train` is the training pool."""
-    import dataclasses
-
     from textpipe.data import Split, load_labeled_data
 
     if name == "sst2_sentences":
@@ -178,6 +181,9 @@ def run_accuracy(
             "tfidf_lr_restricted": lambda tr, va, seed: tfidf_lr(tr, va, seed, restricted=True),
             "tfidf_lr_ngrams": lambda tr, va, seed: tfidf_lr(tr, va, seed, restricted=False),
         }
+        # The --no-ngrams methods scored from their --preset accurate method's bundles: {method: that method}.
+        derived = {f"{model}_{alone}": f"{model}_{mixed}" for model in ("lstm", "conv1d")
+                   for alone, mixed in NETWORK_OF.items() if {f"{model}_{alone}", f"{model}_{mixed}"} <= set(only)}
         for model in ("lstm", "conv1d"):
             for variant, settings in TEXTPIPE_SETTINGS.items():
                 settings = {**settings, **({"epochs": epochs} if epochs is not None else {})}
@@ -189,10 +195,13 @@ def run_accuracy(
                     if unlabeled_text is None:
                         continue  # no raw text for this dataset here
                     settings["unlabeled"] = str(unlabeled)
-                methods[f"{model}_{variant}"] = _textpipe_method(model, settings, data.class_names)
-        methods = {method: run for method, run in methods.items() if method in only}
+                method = f"{model}_{variant}"
+                alone = next((a for a, mixed in derived.items() if mixed == method), None)
+                methods[method] = _textpipe_method(model, settings, data.class_names, network_alone=alone)
+        methods = {method: run for method, run in methods.items() if method in only and method not in derived}
+        derived = {alone: mixed for alone, mixed in derived.items() if mixed in methods}
 
-        runs: dict[str, list[dict]] = {method: [] for method in methods}
+        runs: dict[str, list[dict]] = {method: [] for method in only if method in methods or method in derived}
         groups = sentence_groups(pool.texts) if name in HELD_OUT_BY_SENTENCE else None
         for seed in seeds:
             if groups is None:
@@ -209,10 +218,16 @@ def run_accuracy(
                 start = time.perf_counter()
                 predict_proba, extra = run(fit, held, seed)
                 seconds = time.perf_counter() - start  # fitting only: evaluation is not timed
-                scores = _scores(data.validation, predict_proba, data.class_names)
-                runs[method].append({"seed": seed, "seconds": seconds, **scores, **extra})
-                log(f"{name} seed {seed} {method}: accuracy {scores['accuracy']:.4f} "
-                    f"macro F1 {scores['macro_f1']:.4f} ({seconds:.0f} s)")
+                alone = extra.pop("network_alone", None)  # (method, predict_proba, seconds to train the network)
+                outcomes = [(method, predict_proba, {"seconds": seconds, **extra})]
+                if alone is not None:
+                    network = {k: v for k, v in extra.items() if k != "network_weight"}
+                    outcomes.append((alone[0], alone[1], {"seconds": alone[2], **network}))
+                for done, proba, record in outcomes:
+                    scores = _scores(data.validation, proba, data.class_names)
+                    runs[done].append({"seed": seed, **record, **scores})
+                    log(f"{name} seed {seed} {done}: accuracy {scores['accuracy']:.4f} "
+                        f"macro F1 {scores['macro_f1']:.4f} ({record['seconds']:.0f} s)")
         results["datasets"][result_key(name, cap)] = {
             "seeds": seeds,
             "max_train_rows": cap,  # None: the whole pool
@@ -224,7 +239,10 @@ def run_accuracy(
             "held_out_by": "sentence" if groups is not None else "row",
             "pretrained_vectors": pretrained,
             "unlabeled_text": unlabeled_text,
-            "methods": {method: summarize(method_runs) for method, method_runs in runs.items()},
+            "methods": {
+                method: {**summarize(method_runs), **({"network_of": derived[method]} if method in derived else {})}
+                for method, method_runs in runs.items()
+            },
         }
     return results
 
@@ -286,20 +304,35 @@ def tfidf_lr(fit, held, seed: int, *, restricted: bool) -> tuple[Callable, dict]
     return best.predict_proba, {"features": len(best[0].vocabulary_), "C": best[-1].C}
 
 
-def _textpipe_method(model: str, settings: dict, class_names) -> Callable:
+def _textpipe_method(model: str, settings: dict, class_names, network_alone: str | None = None) -> Callable:
+    """A method that trains textpipe with `settings`. With `network_alone`, a method name, its extra results
+    also hold that method's (name, predict_proba, fit seconds): the bundle's network without the n-gram model."""
+
     def run(fit, held, seed):
+        import keras
+
+        from textpipe.bundle import end_to_end
         from textpipe.config import Config
         from textpipe.data import LabeledData
         from textpipe.training import train
 
+        class NetworkTrained(keras.callbacks.Callback):
+            def on_train_end(self, logs=None):
+                self.seconds = time.perf_counter() - start
+
         data = LabeledData(fit, held, None, tuple(class_names), "text", "label", True)
-        bundle = train(Config(model=model, seed=seed, **settings), data)
+        clock, start = NetworkTrained(), time.perf_counter()
+        bundle = train(Config(model=model, seed=seed, **settings), data, callbacks=[clock])
         chosen = {"vocab_size": bundle.config.vocab_size, "sequence_length": bundle.config.sequence_length,
                   "adversarial": bundle.config.adversarial, "vocabulary": bundle.config.vocabulary,
                   "batch_size": bundle.config.batch_size, "average_weights": bundle.config.average_weights}
-        extra = {"epochs_run": len(bundle.history["loss"]), "kept_epoch": bundle.kept_epoch["epoch"], "settings": chosen}
+        extra = {"epochs_run": len(bundle.history["loss"]), "kept_epoch": bundle.kept_epoch["epoch"],
+                 "settings": chosen}
         if bundle.ngrams:
             extra["network_weight"] = bundle.ngrams["network_weight"]
+        if network_alone is not None:
+            network = dataclasses.replace(bundle, model=end_to_end(bundle.vectorizer, bundle.network), ngrams={})
+            extra["network_alone"] = (network_alone, network.predict_proba, clock.seconds)
         return bundle.predict_proba, extra
 
     return run

@@ -218,7 +218,9 @@ def render_accuracy(section: dict) -> str:
         "ran before: words seen twice, batches of 32, windows for 95% of the texts), adversarial "
         "training as in the defaults (rows whose label says so ran before the preset trained so), the network's "
         "probabilities mixed with a linear model's on word 1-2-grams by a weight chosen on the held-out rows; "
-        "`--no-ngrams`: the network alone); `--adversarial F` (defaults, each batch also fitted with the "
+        "`--no-ngrams`: the network alone; rows whose label says so are scored from the network inside the "
+        "`--preset accurate` run's bundles, the same network, as the n-gram model trains after it, with the fit "
+        "time up to the end of its training); `--adversarial F` (defaults, each batch also fitted with the "
         "word vectors it reads pushed in the direction that raises its loss most, by "
         f"{ADVERSARIAL['lstm']} of their length for the lstm, {ADVERSARIAL['conv1d']} for the conv1d model, "
         "whatever the texts; `--adversarial 0`: the defaults without it, as textpipe trained before it was "
@@ -277,6 +279,8 @@ def render_accuracy(section: dict) -> str:
             if all("network_weight" in r for r in m["runs"]):  # --ngrams: the n-gram model's share of the mix
                 epochs += "; n-gram weight " + ", ".join(f"{1 - r['network_weight']:.1f}" for r in m["runs"])
             label += rules_note(name, key, m)
+            if "network_of" in m:
+                label += " (the network of the `--preset accurate` run)"
             if before_informative_vocabulary(key, m):
                 label += " (before `--vocabulary informative` was the default: the most frequent words)"
             elif key.endswith("_frequent") and not recorded_vocabulary(m):

@@ -81,10 +81,18 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
         chosen = dataset["methods"]["lstm_accurate"]["settings"][0]
         assert isinstance(chosen["vocab_size"], int) and isinstance(chosen["sequence_length"], int)
         assert dataset["methods"]["tfidf_lr_ngrams"]["C"][0] in (1.0, 4.0)
+        # Run beside --preset accurate, the network alone is scored from that run's bundle: the same epochs.
+        for model in ("lstm", "conv1d"):
+            alone, mixed = dataset["methods"][f"{model}_accurate"], dataset["methods"][f"{model}_accurate_ngrams"]
+            assert alone["network_of"] == f"{model}_accurate_ngrams" and "network_of" not in mixed
+            assert alone["kept_epoch"] == mixed["kept_epoch"] and alone["settings"] == mixed["settings"]
+            assert 0 < alone["runs"][0]["seconds"] < mixed["runs"][0]["seconds"]
+            assert "network_weight" in mixed["runs"][0] and "network_weight" not in alone["runs"][0]
     # The restricted baseline really is restricted to the default vocabulary's budget.
     assert all(r["features"] <= 1022 for r in accuracy["imdb@600"]["methods"]["tfidf_lr_restricted"]["runs"])
     text = report.read_text()
     assert "textpipe score" in text and "TF-IDF + LR" in text and "### Targets" in text
+    assert "| textpipe lstm, --preset accurate --no-ngrams (the network of the `--preset accurate` run) |" in text
 
     # A run of one section, on one dataset and some methods, keeps everything else's results.
     run = subprocess.run(
@@ -101,11 +109,13 @@ def test_quick_benchmark_writes_both_reports(tmp_path):
     # ... and results at another size sit beside these.
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--sections", "accuracy",
-         "--datasets", "sst2", "--max-train-rows", "300", "--methods", "tfidf_lr_restricted", "--output", str(report)],
+         "--datasets", "sst2", "--max-train-rows", "300", "--methods", "tfidf_lr_restricted,lstm_accurate",
+         "--output", str(report)],
         check=True, capture_output=True, timeout=1200,
     )
     again = json.loads(report.with_suffix(".json").read_text())
     assert list(again["accuracy"]["datasets"]) == ["sst2@600", "sst2@300", "imdb@600", "emotion@600"]
+    assert "network_of" not in again["accuracy"]["datasets"]["sst2@300"]["methods"]["lstm_accurate"]  # run alone
     assert again["accuracy"]["datasets"]["imdb@600"] == accuracy["imdb@600"]
     assert "### SST-2, 300-row pool" in report.read_text()
     sst2 = again["accuracy"]["datasets"]["sst2@600"]

@@ -92,6 +92,14 @@ def test_mixed_model_learns_and_reports_its_choice(ngram_bundle, tiny_data):
     assert accuracy > 0.75
 
 
+def test_the_network_beside_the_ngram_model_is_the_one_trained_without_it(ngram_bundle, tiny_data):
+    # The n-gram model trains after the network, so --ngrams adds a model and leaves the network as it was.
+    alone = train(Config(**TINY_SETTINGS, ngrams=False), tiny_data)
+    ids = alone.vectorizer(np.concatenate([tiny_data.test.texts, ["", "great " * 40]]))
+    np.testing.assert_array_equal(ngram_bundle.network(ids), alone.network(ids))
+    assert ngram_bundle.kept_epoch == alone.kept_epoch and ngram_bundle.history == alone.history
+
+
 def test_mixed_bundle_reloads_with_the_same_predictions(ngram_bundle, tiny_data, tmp_path):
     reloaded = load_bundle(save_bundle(ngram_bundle, tmp_path / "m"))
     assert reloaded.config.ngrams and reloaded.ngrams == ngram_bundle.ngrams
