@@ -12,7 +12,8 @@ Protocol, per dataset and seed:
   out at random, 89% of the held-out phrases appear word for word in a fitted row, and the epoch kept is the
   one that has memorised them best. Its rows are held out a sentence at a time instead (see sentence_groups);
 - textpipe runs through `textpipe.training.train`, the function behind `textpipe train`, and is evaluated
-  through the bundle's own predict path.
+  through the bundle's own predict path; `--preset accurate --no-ngrams`, run beside `--preset accurate`, is
+  that run's network, scored alone (NETWORK_OF).
 
 Imported by benchmark.py; it has no command line of its own.
 """
