@@ -182,9 +182,6 @@ def run_accuracy(
             "tfidf_lr_restricted": lambda tr, va, seed: tfidf_lr(tr, va, seed, restricted=True),
             "tfidf_lr_ngrams": lambda tr, va, seed: tfidf_lr(tr, va, seed, restricted=False),
         }
-        # The --no-ngrams methods scored from their --preset accurate method's bundles: {method: that method}.
-        derived = {f"{model}_{alone}": f"{model}_{mixed}" for model in ("lstm", "conv1d")
-                   for alone, mixed in NETWORK_OF.items() if {f"{model}_{alone}", f"{model}_{mixed}"} <= set(only)}
         for model in ("lstm", "conv1d"):
             for variant, settings in TEXTPIPE_SETTINGS.items():
                 settings = {**settings, **({"epochs": epochs} if epochs is not None else {})}
@@ -196,13 +193,13 @@ def run_accuracy(
                     if unlabeled_text is None:
                         continue  # no raw text for this dataset here
                     settings["unlabeled"] = str(unlabeled)
-                method = f"{model}_{variant}"
-                alone = next((a for a, mixed in derived.items() if mixed == method), None)
-                methods[method] = _textpipe_method(model, settings, data.class_names, network_alone=alone)
-        methods = {method: run for method, run in methods.items() if method in only and method not in derived}
-        derived = {alone: mixed for alone, mixed in derived.items() if mixed in methods}
-
-        runs: dict[str, list[dict]] = {method: [] for method in only if method in methods or method in derived}
+                methods[f"{model}_{variant}"] = _textpipe_method(model, settings, data.class_names)
+        methods = {method: run for method, run in methods.items() if method in only}
+        # The --no-ngrams methods scored from their --preset accurate method's bundles: {that method: method}.
+        derived = {f"{model}_{mixed}": f"{model}_{alone}" for model in ("lstm", "conv1d")
+                   for alone, mixed in NETWORK_OF.items() if {f"{model}_{alone}", f"{model}_{mixed}"} <= set(methods)}
+        runs: dict[str, list[dict]] = {method: [] for method in methods}
+        methods = {method: run for method, run in methods.items() if method not in derived.values()}
         groups = sentence_groups(pool.texts) if name in HELD_OUT_BY_SENTENCE else None
         for seed in seeds:
             if groups is None:
@@ -219,11 +216,11 @@ def run_accuracy(
                 start = time.perf_counter()
                 predict_proba, extra = run(fit, held, seed)
                 seconds = time.perf_counter() - start  # fitting only: evaluation is not timed
-                alone = extra.pop("network_alone", None)  # (method, predict_proba, seconds to train the network)
+                network = extra.pop("network", None)  # (predict_proba, seconds to train it) of a mixed bundle
                 outcomes = [(method, predict_proba, {"seconds": seconds, **extra})]
-                if alone is not None:
-                    network = {k: v for k, v in extra.items() if k != "network_weight"}
-                    outcomes.append((alone[0], alone[1], {"seconds": alone[2], **network}))
+                if method in derived:
+                    alone = {k: v for k, v in extra.items() if k != "network_weight"}
+                    outcomes.append((derived[method], network[0], {"seconds": network[1], **alone}))
                 for done, proba, record in outcomes:
                     scores = _scores(data.validation, proba, data.class_names)
                     runs[done].append({"seed": seed, **record, **scores})
@@ -240,11 +237,10 @@ def run_accuracy(
             "held_out_by": "sentence" if groups is not None else "row",
             "pretrained_vectors": pretrained,
             "unlabeled_text": unlabeled_text,
-            "methods": {
-                method: {**summarize(method_runs), **({"network_of": derived[method]} if method in derived else {})}
-                for method, method_runs in runs.items()
-            },
+            "methods": {method: summarize(method_runs) for method, method_runs in runs.items()},
         }
+        for mixed, alone in derived.items():
+            results["datasets"][result_key(name, cap)]["methods"][alone]["network_of"] = mixed
     return results
 
 
@@ -305,9 +301,9 @@ def tfidf_lr(fit, held, seed: int, *, restricted: bool) -> tuple[Callable, dict]
     return best.predict_proba, {"features": len(best[0].vocabulary_), "C": best[-1].C}
 
 
-def _textpipe_method(model: str, settings: dict, class_names, network_alone: str | None = None) -> Callable:
-    """A method that trains textpipe with `settings`. With `network_alone`, a method name, its extra results
-    also hold that method's (name, predict_proba, fit seconds): the bundle's network without the n-gram model."""
+def _textpipe_method(model: str, settings: dict, class_names) -> Callable:
+    """A method that trains textpipe with `settings`. Where the bundle mixes in the n-gram model, its extra results
+    also hold "network": (predict_proba, fit seconds) of the network without it."""
 
     def run(fit, held, seed):
         import keras
@@ -331,9 +327,8 @@ def _textpipe_method(model: str, settings: dict, class_names, network_alone: str
                  "settings": chosen}
         if bundle.ngrams:
             extra["network_weight"] = bundle.ngrams["network_weight"]
-        if network_alone is not None:
             network = dataclasses.replace(bundle, model=end_to_end(bundle.vectorizer, bundle.network), ngrams={})
-            extra["network_alone"] = (network_alone, network.predict_proba, clock.seconds)
+            extra["network"] = (network.predict_proba, clock.seconds)
         return bundle.predict_proba, extra
 
     return run
