@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import hashlib
+import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -147,9 +150,11 @@ def run_accuracy(
     *,
     quick: bool = False,
     only: tuple[str, ...] = METHODS,
+    journal: Journal | None = None,
 ) -> dict:
     """Fit the methods `only` names on every dataset for every seed; `quick` also learns the word vectors on
-    the capped training rows only, for a fast check that everything runs."""
+    the capped training rows only, for a fast check that everything runs. A `journal` keeps each fit's results
+    as it ends and gives back the fits it already holds instead of running them again."""
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
     from textpipe.data import Split
@@ -213,6 +218,11 @@ def run_accuracy(
             fit = Split(pool.texts[np.sort(fit_rows)], pool.labels[np.sort(fit_rows)])
             held = Split(pool.texts[np.sort(held_rows)], pool.labels[np.sort(held_rows)])
             for method, run in methods.items():
+                fit_key = f"{result_key(name, cap)} seed {seed} {method}"
+                if journal is not None and fit_key in journal:
+                    for done, record in journal[fit_key].items():
+                        runs[done].append(record)
+                    continue
                 start = time.perf_counter()
                 predict_proba, extra = run(fit, held, seed)
                 seconds = time.perf_counter() - start  # fitting only: evaluation is not timed
@@ -221,11 +231,15 @@ def run_accuracy(
                 if method in derived:
                     alone = {k: v for k, v in extra.items() if k != "network_weight"}
                     outcomes.append((derived[method], network[0], {"seconds": network[1], **alone}))
+                fitted = {}
                 for done, proba, record in outcomes:
                     scores = _scores(data.validation, proba, data.class_names)
-                    runs[done].append({"seed": seed, **record, **scores})
+                    fitted[done] = {"seed": seed, **record, **scores}
+                    runs[done].append(fitted[done])
                     log(f"{name} seed {seed} {done}: accuracy {scores['accuracy']:.4f} "
                         f"macro F1 {scores['macro_f1']:.4f} ({record['seconds']:.0f} s)")
+                if journal is not None:
+                    journal.add(fit_key, fitted)
         results["datasets"][result_key(name, cap)] = {
             "seeds": seeds,
             "max_train_rows": cap,  # None: the whole pool
@@ -242,6 +256,46 @@ def run_accuracy(
         for mixed, alone in derived.items():
             results["datasets"][result_key(name, cap)]["methods"][alone]["network_of"] = mixed
     return results
+
+
+class Journal:
+    """The fits an accuracy run has finished, written to a file as each ends, so that a run stopped part way
+    (killed, out of time) goes on from where it stopped when the same run is started again.
+
+    `identity` names the run: its settings, the code and the machine. A journal written under another identity
+    is not read: the run starts afresh and replaces it when its first fit ends. Fits are seeded and deterministic on CPU, so the results a resumed
+    run keeps are those it would have computed; each fit's time is its own, as measured when it ran.
+    """
+
+    def __init__(self, path: Path, identity: dict):
+        self.path, self.identity = path, identity
+        saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        self.fits: dict[str, dict] = saved.get("fits", {}) if saved.get("identity") == identity else {}
+
+    def __contains__(self, fit_key: str) -> bool:
+        return fit_key in self.fits
+
+    def __getitem__(self, fit_key: str) -> dict:
+        return self.fits[fit_key]
+
+    def add(self, fit_key: str, results: dict) -> None:
+        self.fits[fit_key] = results
+        partial = self.path.with_name(self.path.name + ".tmp")
+        partial.write_text(json.dumps({"identity": self.identity, "fits": self.fits}) + "\n", encoding="utf-8")
+        os.replace(partial, self.path)  # a run killed while writing leaves the last whole journal
+
+    def close(self) -> None:
+        """The run is done: its results are in the report."""
+        self.path.unlink(missing_ok=True)
+
+
+def code_digest(*folders: Path) -> str:
+    """A digest of the Python files under `folders`: whether two runs ran the same code."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(folder.rglob("*.py")):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def sentence_groups(texts: np.ndarray, rebuild_every: int = 64) -> np.ndarray:

@@ -24,7 +24,8 @@ Sections:
 
 Every ratio compares two things measured in the same process, interleaved, as the median of --repeats runs.
 A run of some sections keeps the other sections' earlier results in the report, each with its own command,
-date and machine.
+date and machine. An accuracy run stopped part way (killed, out of time) goes on from its last finished fit when
+the same command is run again on the same code and machine (BENCHMARKS.partial.json beside the report keeps them).
 """
 
 from __future__ import annotations
@@ -96,12 +97,14 @@ def main() -> int:
         "textpipe": textpipe.__version__,
         "bundle_format": FORMAT_VERSION,
     }
+    journal = None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "accuracy" in sections:
+            journal = accuracy_journal(args, datasets, output, stamp["machine"])
             # Datasets (at each training-pool size) not run this time keep their earlier results, and methods
             # not run this time keep theirs; each says which command produced it.
-            accuracy = run_accuracy_section(args, datasets, tmp)
+            accuracy = run_accuracy_section(args, datasets, tmp, journal)
             earlier = {result_key(name.partition("@")[0], data.get("max_train_rows")): data  # keys before sizes
                        for name, data in results.get("accuracy", {}).get("datasets", {}).items()}
             for name, data in accuracy["datasets"].items():
@@ -154,17 +157,40 @@ def main() -> int:
             (tmp / "report").mkdir()
             results["report"] = {**stamp, **run_report_timing(args.repeats, tmp / "report", log)}
     write_reports(results, output)
+    if journal is not None:
+        journal.close()
     print(f"wrote {output} and {json_path}")
     return 0
 
 
-def run_accuracy_section(args, datasets, tmp: Path) -> dict:
+def accuracy_seeds(args) -> list[int]:
+    return [args.first_seed] if args.quick else list(range(args.first_seed, args.first_seed + args.seeds))
+
+
+def accuracy_journal(args, datasets, output: Path, machine: dict):
+    """The journal of this accuracy run's finished fits, beside the report: the same command, run again on the
+    same code and machine after it was stopped, goes on from the fits it holds."""
+    from accuracy_benchmark import Journal, code_digest
+
+    identity = {
+        "datasets": datasets, "methods": list(args.methods), "seeds": accuracy_seeds(args),
+        "max_train_rows": args.max_train_rows, "quick": args.quick,
+        "code": code_digest(Path(textpipe.__file__).parent, Path(__file__).parent), "machine": machine,
+    }
+    journal = Journal(output.with_suffix(".partial.json"), identity)
+    if journal.fits:
+        log(f"resuming: {len(journal.fits)} fits done, from {journal.path}")
+    return journal
+
+
+def run_accuracy_section(args, datasets, tmp: Path, journal) -> dict:
     from accuracy_benchmark import run_accuracy
 
+    seeds = accuracy_seeds(args)
     if args.quick:
-        return run_accuracy(datasets, [args.first_seed], args.max_train_rows or 600, 1, tmp, log, quick=True, only=args.methods)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    return run_accuracy(datasets, seeds, args.max_train_rows, None, tmp, log, only=args.methods)
+        return run_accuracy(datasets, seeds, args.max_train_rows or 600, 1, tmp, log, quick=True, only=args.methods,
+                            journal=journal)
+    return run_accuracy(datasets, seeds, args.max_train_rows, None, tmp, log, only=args.methods, journal=journal)
 
 
 def log(message: str) -> None:

@@ -8,7 +8,9 @@ import pytest
 from conftest import needs_shared_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from accuracy_benchmark import METHODS, UNLABELED_TEXT, join_seeds, sentence_groups, summarize, whole_sentences  # noqa: E402
+from accuracy_benchmark import (  # noqa: E402
+    METHODS, UNLABELED_TEXT, Journal, join_seeds, run_accuracy, sentence_groups, summarize, whole_sentences,
+)
 from benchmark_report import (  # noqa: E402
     PLAIN_FIRST_EPOCH_SINCE, adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate,
     before_plain_first_epoch, before_short_lstm_windows, earlier_runs, rules_note, targets,
@@ -185,6 +187,44 @@ def test_later_seeds_join_a_methods_earlier_runs(tmp_path):
     # Without --first-seed, a method's row is replaced whole, as before.
     again = run("--methods", "tfidf_lr_restricted")
     assert [r["seed"] for r in again["methods"]["tfidf_lr_restricted"]["runs"]] == [0]
+
+
+@needs_shared_data
+def test_an_accuracy_run_stopped_part_way_goes_on_from_its_last_finished_fit(tmp_path):
+    methods = ("tfidf_lr_restricted", "tfidf_lr_ngrams")
+    run = dict(datasets=["emotion"], seeds=[0, 1], max_train_rows=600, epochs=1, workdir=tmp_path, quick=True,
+               only=methods)
+    whole = run_accuracy(log=lambda message: None, **run)
+
+    class Stopped(Exception):
+        pass
+
+    logged = []
+
+    def stopped_on_the_third_fit(message):
+        logged.append(message)
+        if len(logged) == 3:
+            raise Stopped  # as a kill would, before the fit is in the journal
+
+    identity = {"code": "this run's"}
+    path = tmp_path / "BENCHMARKS.partial.json"
+    with pytest.raises(Stopped):
+        run_accuracy(log=stopped_on_the_third_fit, journal=Journal(path, identity), **run)
+    assert sorted(Journal(path, identity).fits) == [f"emotion@600 seed 0 {method}" for method in sorted(methods)]
+    assert Journal(path, {"code": "changed"}).fits == {}  # another run's journal is not read
+
+    logged.clear()
+    journal = Journal(path, identity)
+    resumed = run_accuracy(log=logged.append, journal=journal, **run)
+    assert [message.split(":")[0] for message in logged] == [f"emotion seed 1 {method}" for method in methods]
+
+    def scores(results):
+        return {method: [(r["seed"], r["accuracy"], r["macro_f1"]) for r in summary["runs"]]
+                for method, summary in results["datasets"]["emotion@600"]["methods"].items()}
+
+    assert scores(resumed) == scores(whole) and len(scores(whole)["tfidf_lr_ngrams"]) == 2
+    journal.close()
+    assert not path.exists()
 
 
 def test_join_seeds_replaces_the_seeds_run_again():
