@@ -262,13 +262,15 @@ class Journal:
     """The fits an accuracy run has finished, written to a file as each ends, so that a run stopped part way
     (killed, out of time) goes on from where it stopped when the same run is started again.
 
-    `identity` names the run: its settings, the code and the machine. A journal written under another identity
-    is not read: the run starts afresh and replaces it when its first fit ends. Fits are seeded and deterministic on CPU, so the results a resumed
-    run keeps are those it would have computed; each fit's time is its own, as measured when it ran.
+    `identity` names the run: its settings and the code and libraries that decide its results. A journal
+    written under another identity is not read: the run starts afresh and replaces it when its first fit ends.
+    Fits are seeded and deterministic on CPU, so the results a resumed run keeps are those it would have
+    computed. The machine is not part of the identity (a run may go on on another one); each fit keeps the name
+    of the `machine` it ran on, with its time as measured there.
     """
 
-    def __init__(self, path: Path, identity: dict):
-        self.path, self.identity = path, identity
+    def __init__(self, path: Path, identity: dict, machine: str):
+        self.path, self.identity, self.machine = path, identity, machine
         saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         self.fits: dict[str, dict] = saved.get("fits", {}) if saved.get("identity") == identity else {}
 
@@ -279,7 +281,7 @@ class Journal:
         return self.fits[fit_key]
 
     def add(self, fit_key: str, results: dict) -> None:
-        self.fits[fit_key] = results
+        self.fits[fit_key] = {method: {**record, "machine": self.machine} for method, record in results.items()}
         partial = self.path.with_name(self.path.name + ".tmp")
         partial.write_text(json.dumps({"identity": self.identity, "fits": self.fits}) + "\n", encoding="utf-8")
         os.replace(partial, self.path)  # a run killed while writing leaves the last whole journal
@@ -289,12 +291,12 @@ class Journal:
         self.path.unlink(missing_ok=True)
 
 
-def code_digest(*folders: Path) -> str:
-    """A digest of the Python files under `folders`: whether two runs ran the same code."""
+def code_digest(*paths: Path) -> str:
+    """A digest of the Python files at `paths` (files, or folders read whole): whether two runs ran the same code."""
     digest = hashlib.sha256()
-    for folder in folders:
-        for path in sorted(folder.rglob("*.py")):
-            digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in paths:
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(path.parent).as_posix().encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
 
 

@@ -25,7 +25,8 @@ Sections:
 Every ratio compares two things measured in the same process, interleaved, as the median of --repeats runs.
 A run of some sections keeps the other sections' earlier results in the report, each with its own command,
 date and machine. An accuracy run stopped part way (killed, out of time) goes on from its last finished fit when
-the same command is run again on the same code and machine (BENCHMARKS.partial.json beside the report keeps them).
+the same command is run again on the same code (BENCHMARKS.partial.json beside the report keeps them); each fit
+keeps the machine it ran on.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "accuracy" in sections:
-            journal = accuracy_journal(args, datasets, output, stamp["machine"])
+            journal = accuracy_journal(args, datasets, output, stamp["machine"]["cpu"])
             # Datasets (at each training-pool size) not run this time keep their earlier results, and methods
             # not run this time keep theirs; each says which command produced it.
             accuracy = run_accuracy_section(args, datasets, tmp, journal)
@@ -114,6 +115,7 @@ def main() -> int:
                                   bundle_format=stamp["bundle_format"], held_out_by=data["held_out_by"])
                     for run in method["runs"]:
                         run.update(command=stamp["command"], date=stamp["date"])
+                        run.setdefault("machine", stamp["machine"]["cpu"])  # a resumed run's earlier fits keep theirs
                 before = earlier.get(name, {})
                 # Only results of this textpipe version: what a method's settings mean changes between them.
                 kept = {method: run for method, run in before.get("methods", {}).items()
@@ -167,17 +169,21 @@ def accuracy_seeds(args) -> list[int]:
     return [args.first_seed] if args.quick else list(range(args.first_seed, args.first_seed + args.seeds))
 
 
-def accuracy_journal(args, datasets, output: Path, machine: dict):
+def accuracy_journal(args, datasets, output: Path, machine: str):
     """The journal of this accuracy run's finished fits, beside the report: the same command, run again on the
-    same code and machine after it was stopped, goes on from the fits it holds."""
+    same code after it was stopped, goes on from the fits it holds."""
+    import tensorflow as tf
+
+    import accuracy_benchmark
     from accuracy_benchmark import Journal, code_digest
 
     identity = {
         "datasets": datasets, "methods": list(args.methods), "seeds": accuracy_seeds(args),
         "max_train_rows": args.max_train_rows, "quick": args.quick,
-        "code": code_digest(Path(textpipe.__file__).parent, Path(__file__).parent), "machine": machine,
+        "code": code_digest(Path(textpipe.__file__).parent, Path(accuracy_benchmark.__file__)),
+        "python": platform.python_version(), "tensorflow": tf.__version__,
     }
-    journal = Journal(output.with_suffix(".partial.json"), identity)
+    journal = Journal(output.with_suffix(".partial.json"), identity, machine)
     if journal.fits:
         log(f"resuming: {len(journal.fits)} fits done, from {journal.path}")
     return journal

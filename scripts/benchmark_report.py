@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 from accuracy_benchmark import ADVERSARIAL
 from textpipe.presets import ADVERSARIAL_FRACTION, ADVERSARIAL_MIN_TEXTS, MAX_AUTO_LENGTH, SENTENCE_WORDS
 
@@ -261,7 +263,8 @@ def render_accuracy(section: dict) -> str:
             f"### {title}\n\n{DATASET_NOTES.get(name, '')}{data['train_rows']:,} training rows (pool {pool}), {data['holdout_rows']:,} held out{held_out_by(data)}, "
             f"{data['eval_rows']:,} evaluation rows ({data['eval_split']}); {len(data['classes'])} classes; "
             f"seeds {seeds}.{chosen}{vectors} "
-            f"Run by `{data['command']}` on {data['date']}, on {data['cores_used']} core{'s' if data['cores_used'] != 1 else ''}.\n"
+            f"Run by `{data['command']}` on {data['date']}, on {data['cores_used']} core{'s' if data['cores_used'] != 1 else ''}"
+            f"{machines_note(data)}.\n"
         )
         lines.append("| method | accuracy | macro F1 | fit time (s) | epoch kept / run, per seed |\n|---|---|---|---|---|")
         methods = data["methods"]
@@ -311,6 +314,17 @@ def run_commands(method: dict, data: dict) -> set[tuple[str, str]]:
     """The (command, date) of each of a method's seeds: one, unless seeds were added to an earlier run."""
     command, date = method.get("command", data["command"]), method.get("date", data["date"])
     return {(run.get("command", command), run.get("date", date)) for run in method["runs"]}
+
+
+def machines_note(data: dict) -> str:
+    """Where a run stopped part way went on on another machine: how many of its fits ran on each."""
+    machines = collections.Counter(run["machine"] for method in data["methods"].values() for run in method["runs"]
+                                   if (run.get("command"), run.get("date")) == (data["command"], data["date"])
+                                   and "machine" in run)
+    if len(machines) < 2:
+        return ""
+    return " (resumed on another machine; fits per machine: " + ", ".join(
+        f"{machine} {count}" for machine, count in sorted(machines.items())) + ")"
 
 
 def earlier_runs(method: dict, data: dict) -> set[tuple[str, str, str, str, str]]:

@@ -13,7 +13,7 @@ from accuracy_benchmark import (  # noqa: E402
 )
 from benchmark_report import (  # noqa: E402
     PLAIN_FIRST_EPOCH_SINCE, adversarial_chosen, before_adversarial_accurate, before_conv1d_accurate,
-    before_plain_first_epoch, before_short_lstm_windows, earlier_runs, rules_note, targets,
+    before_plain_first_epoch, before_short_lstm_windows, earlier_runs, machines_note, rules_note, targets,
 )
 from textpipe.presets import MAX_AUTO_LENGTH  # noqa: E402
 
@@ -209,14 +209,17 @@ def test_an_accuracy_run_stopped_part_way_goes_on_from_its_last_finished_fit(tmp
     identity = {"code": "this run's"}
     path = tmp_path / "BENCHMARKS.partial.json"
     with pytest.raises(Stopped):
-        run_accuracy(log=stopped_on_the_third_fit, journal=Journal(path, identity), **run)
-    assert sorted(Journal(path, identity).fits) == [f"emotion@600 seed 0 {method}" for method in sorted(methods)]
-    assert Journal(path, {"code": "changed"}).fits == {}  # another run's journal is not read
+        run_accuracy(log=stopped_on_the_third_fit, journal=Journal(path, identity, "machine A"), **run)
+    assert sorted(Journal(path, identity, "machine B").fits) == [f"emotion@600 seed 0 {method}"
+                                                                 for method in sorted(methods)]
+    assert Journal(path, {"code": "changed"}, "machine A").fits == {}  # another run's journal is not read
 
     logged.clear()
-    journal = Journal(path, identity)
+    journal = Journal(path, identity, "machine B")  # going on elsewhere
     resumed = run_accuracy(log=logged.append, journal=journal, **run)
     assert [message.split(":")[0] for message in logged] == [f"emotion seed 1 {method}" for method in methods]
+    for summary in resumed["datasets"]["emotion@600"]["methods"].values():
+        assert [r.get("machine") for r in summary["runs"]] == ["machine A", None]  # the caller stamps its own
 
     def scores(results):
         return {method: [(r["seed"], r["accuracy"], r["macro_f1"]) for r in summary["runs"]]
@@ -225,6 +228,16 @@ def test_an_accuracy_run_stopped_part_way_goes_on_from_its_last_finished_fit(tmp
     assert scores(resumed) == scores(whole) and len(scores(whole)["tfidf_lr_ngrams"]) == 2
     journal.close()
     assert not path.exists()
+
+
+def test_a_run_resumed_on_another_machine_says_how_many_fits_ran_on_each():
+    def data(*machines):
+        runs = [{"command": "c", "date": "d", "machine": machine} for machine in machines]
+        earlier = [{"command": "c", "date": "an earlier day", "machine": "C"}]  # its own run, in its own note
+        return {"command": "c", "date": "d", "methods": {"m": {"runs": runs}, "k": {"runs": earlier}}}
+
+    assert machines_note(data("A", "A")) == ""
+    assert machines_note(data("B", "A", "B")) == " (resumed on another machine; fits per machine: A 1, B 2)"
 
 
 def test_join_seeds_replaces_the_seeds_run_again():
