@@ -82,6 +82,7 @@ def test_direct_runner_output_sorts_back_to_the_local_output(saved_bundle, messy
     assert {r["source"].rsplit("/", 1)[-1] for r in local} == {"part-1.txt", "part-2.txt", "reviews.csv"}
 
 
+@pytest.mark.slow  # worker processes: the slowest of the Beam tests
 def test_two_worker_processes_give_the_local_csv(saved_bundle, messy_inputs, tmp_path, capsys):
     options = ["--skip-empty", "--format", "csv"]
     local_counts = score(capsys, saved_bundle, *messy_inputs, "--output", tmp_path / "local.csv", *options)

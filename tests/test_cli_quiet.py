@@ -284,7 +284,7 @@ def test_hub_answers(closed_port):
     assert time.monotonic() - start < 2
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: worker processes start slowly
 def test_score_on_beam_prints_textpipe_lines_only(trained, home, workers):
     pytest.importorskip("apache_beam", reason="the [beam] extra is not installed")
     folder = home[0]

@@ -153,6 +153,7 @@ def test_report_fields(history):
     assert report["error"] is None and report["started"] <= report["finished"]
 
 
+@pytest.mark.slow  # two trainings, one killed part way
 def test_killed_run_leaves_production_intact_and_resumes_from_its_last_epoch(history, tmp_path, monkeypatch):
     root, production = copy_root(history, tmp_path)
     config = write_toml(root / "resume.toml", model={**STRONG, "epochs": 4, "seed": 3})
