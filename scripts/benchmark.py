@@ -102,7 +102,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "accuracy" in sections:
-            journal = accuracy_journal(args, datasets, output, stamp["machine"]["cpu"])
+            journal = accuracy_journal(args, datasets, output, stamp["machine"])
             # Datasets (at each training-pool size) not run this time keep their earlier results, and methods
             # not run this time keep theirs; each says which command produced it.
             accuracy = run_accuracy_section(args, datasets, tmp, journal)
@@ -169,11 +169,9 @@ def accuracy_seeds(args) -> list[int]:
     return [args.first_seed] if args.quick else list(range(args.first_seed, args.first_seed + args.seeds))
 
 
-def accuracy_journal(args, datasets, output: Path, machine: str):
+def accuracy_journal(args, datasets, output: Path, machine: dict):
     """The journal of this accuracy run's finished fits, beside the report: the same command, run again on the
-    same code after it was stopped, goes on from the fits it holds."""
-    import tensorflow as tf
-
+    same code after it was stopped, goes on from the fits it holds. `machine` is `machine()`'s description."""
     import accuracy_benchmark
     from accuracy_benchmark import Journal, code_digest
 
@@ -181,9 +179,9 @@ def accuracy_journal(args, datasets, output: Path, machine: str):
         "datasets": datasets, "methods": list(args.methods), "seeds": accuracy_seeds(args),
         "max_train_rows": args.max_train_rows, "quick": args.quick,
         "code": code_digest(Path(textpipe.__file__).parent, Path(accuracy_benchmark.__file__)),
-        "python": platform.python_version(), "tensorflow": tf.__version__,
+        "python": machine["python"], "tensorflow": machine["tensorflow"],
     }
-    journal = Journal(output.with_suffix(".partial.json"), identity, machine)
+    journal = Journal(output.with_suffix(".partial.json"), identity, machine["cpu"])
     if journal.fits:
         log(f"resuming: {len(journal.fits)} fits done, from {journal.path}")
     return journal
