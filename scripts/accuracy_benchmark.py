@@ -54,7 +54,7 @@ METHODS = (
 )
 # The fractions of the "adversarial" methods, which force it on whatever the texts. The defaults' own are
 # presets.ADVERSARIAL_FRACTION: the same for the lstm; for the conv1d model, 0.025 did better than these rows'
-# 0.05 on SST-2's sentences and on 4,500 rows of SST-2 and of emotion (3 seeds each; README, Results).
+# 0.05 on SST-2's sentences and on 4,500 rows of SST-2 and of emotion (3 seeds each; docs/results.md).
 ADVERSARIAL = {"lstm": 0.1, "conv1d": 0.05}
 # Settings of each textpipe method, beyond --model and --seed.
 TEXTPIPE_SETTINGS = {

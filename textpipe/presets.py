@@ -26,33 +26,33 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A setting given per model ({model: value}) takes the value of the model trained. Averaging the weights
     # (--average-weights) left the conv1d model level (within 0.1) or up to 1.7 points higher on all seven
     # dataset sizes of the benchmark, with a narrower spread over seeds on three; the lstm's results were mixed
-    # (one of three lower), so it trains as the reference did (README, Results).
+    # (one of three lower), so it trains as the reference did (docs/results.md).
     # Adversarial training: see ADVERSARIAL_FRACTION.
     # The vocabulary's 1,022 words: half the most frequent, half the most informative about the label (see
     # preprocess.informative_vocabulary) instead of the 1,022 most frequent. It lifted the lstm and the conv1d
     # model by 4.6 and 5.0 points on emotion's 4,500 tweets (macro F1 +6.0, +8.2), 4.7 and 4.8 on all of them,
     # and 2.2 and 1.7 on 4,500 IMDB reviews; on SST-2's sentences and 4,500 of its phrase rows it left the lstm
-    # level (+0.5, -0.2) and lifted the conv1d model by 0.2 and 1.1 (3 seeds each; README, Results).
+    # level (+0.5, -0.2) and lifted the conv1d model by 0.2 and 1.1 (3 seeds each; docs/results.md).
     "seed": {"vocab_size": 1024, "vocabulary": "informative", "sequence_length": 64, "batch_size": 16, "epochs": 10,
              "lstm_pooling": "last", "ngrams": False, "average_weights": {"lstm": False, "conv1d": True},
              "adversarial": "auto"},
     # Max pooling over the lstm's outputs scored 0.2-2.8 points over the last output on SST-2's whole set and
-    # sentences, IMDB and emotion, and 1.9 under it on 4,500 of SST-2's phrase rows (3 seeds each; README, Results).
+    # sentences, IMDB and emotion, and 1.9 under it on 4,500 of SST-2's phrase rows (3 seeds each; docs/results.md).
     # The n-gram model's mix added 0.1-3.4 points to the lstm and 0.4-6.1 to the conv1d model on SST-2 (4,500
     # rows and the whole set), its sentences and IMDB's 4,500 reviews; on emotion, where the networks beat
-    # 1-2-grams by 3-13 points, validation gave the lstm's mix little or no n-gram weight (README, Results).
+    # 1-2-grams by 3-13 points, validation gave the lstm's mix little or no n-gram weight (docs/results.md).
     # Adversarial training ("auto", as under the seed preset, which this preset does not change) lifted this
     # preset's lstm by 1.2 and 2.5 points on 4,500 of SST-2's and of emotion's rows and left it level on SST-2's
     # sentences, where the network alone gained 1.2 but the n-gram model's mix already made up as much; it lifted
     # the conv1d model by 3.3 and 1.4 points on emotion's 4,500 rows and whole set and left it level (-0.4, -0.1)
     # on SST-2's sentences and 4,500 rows, where the mix gives its network little weight (the network alone: +5.7,
-    # +1.5, +3.1, -0.7; 3 seeds each; README, Results).
+    # +1.5, +3.1, -0.7; 3 seeds each; docs/results.md).
     # Its vocabulary holds every word seen twice (five times: see SKIPGRAM_MIN_COUNT), so which words fill it
     # matters only past MAX_AUTO_VOCABULARY (IMDB's reviews): there the most frequent, as measured; the informative
     # choice was measured at 1,024 only.
     # The conv1d model trains as under the seed preset, in batches of 16 with its weights averaged: in batches of
     # 32 without averaging it scored 1.9 and 1.1 points lower on 4,500 of SST-2's rows and 1.8 and 1.4 lower on
-    # emotion's (each change alone, 3 seeds; README, Results).
+    # emotion's (each change alone, 3 seeds; docs/results.md).
     "accurate": {"vocab_size": "auto", "vocabulary": "frequent", "sequence_length": "auto",
                  "batch_size": {"lstm": 32, "conv1d": 16}, "epochs": 15, "lstm_pooling": "max", "ngrams": True,
                  "average_weights": {"lstm": False, "conv1d": True}},
@@ -66,7 +66,7 @@ AUTO_SETTINGS = ("vocab_size", "sequence_length")
 # skip-gram learns from the training texts alone keeps only words seen SKIPGRAM_MIN_COUNT times (word2vec's own
 # default): a rarer word's vector comes from too few contexts. With every word seen twice the preset's conv1d
 # network scored 1.4 and 3.0 points under its score on the defaults' 1,024 words on 4,500 of SST-2's and emotion's
-# rows; the words seen five times did better than 1,024 on SST-2's sentences (README, Results).
+# rows; the words seen five times did better than 1,024 on SST-2's sentences (docs/results.md).
 MIN_WORD_COUNT = 2
 SKIPGRAM_MIN_COUNT = 5
 MAX_AUTO_VOCABULARY = 20_000
@@ -77,7 +77,7 @@ MAX_AUTO_VOCABULARY = 20_000
 # n-gram model 86.4, 86.5 and 86.4; on all 20,250, 89.9, 90.1 and 90.5, at about 1.6 times the fit time in 32
 # as in 64; alone on all 20,250, 88.7 in 256 and 89.8 in 32, at about 3.5 times the fit time). On emotion's
 # tweets 32 tokens, which cut some of them in two, left it level (whole set: 93.6 in 48, 93.9 in 32; 4,500 rows:
-# 92.1 in 40, 91.8 in 32; 3 seeds each; README, Results), so 32 is its longest. The conv1d model reads all
+# 92.1 in 40, 91.8 in 32; 3 seeds each; docs/results.md), so 32 is its longest. The conv1d model reads all
 # positions at once and a batch is padded only to its longest text, so its window holds the longest training
 # text: cut into windows, a text is read as separate pieces, and texts to classify may be longer than those
 # trained on (SST-2's phrases against its whole sentences, where windows for 95% of the phrases cost the conv1d
@@ -93,7 +93,7 @@ MAX_AUTO_LENGTH = {"lstm": 32, "conv1d": 512}
 # cost the lstm 3.7 (SST-2's sentences) and 10.5 points (emotion), level at 2,000. With the lstm's first epoch
 # unpushed (training.PLAIN_EPOCHS) it gains 2.3 and 1.7 at 2,000 and still loses at 1,500 (2.0, 1.2) and 900
 # (3.2, 9.5). On IMDB's reviews, read in several windows each, it changed neither model (-0.2, -0.1) and took up
-# to 2.5 times as long (3 seeds each; README, Results).
+# to 2.5 times as long (3 seeds each; docs/results.md).
 ADVERSARIAL_FRACTION = {"lstm": 0.1, "conv1d": 0.025}
 ADVERSARIAL_MIN_TEXTS = 2_000
 SENTENCE_WORDS = 64

@@ -63,7 +63,7 @@ def _with_absolute_dataset(config: Config) -> Config:
 # anything yet only holds learning back. On SST-2's sentences the lstm's first epoch ended near one class with
 # the push (validation macro F1 35-60) and at 70-77 without it, and the defaults rose from 76.5 to 77.3 (5 seeds);
 # every epoch run, the lstm ended 0.2-0.8 points higher on SST-2's sentences and 4,500 of its phrase rows and of
-# emotion's tweets, but kept earlier epochs on the phrases (-0.9 there, level on emotion; README, Results).
+# emotion's tweets, but kept earlier epochs on the phrases (-0.9 there, level on emotion; docs/results.md).
 PLAIN_EPOCHS = 1
 
 
