@@ -15,8 +15,9 @@ from textpipe.config import Config
 from textpipe.data import Split
 from textpipe.errors import ConfigError
 from textpipe.evaluation import evaluate
-from textpipe.models import build_model
+from textpipe.models import build_model, conv1d_stack, receptive_field
 from textpipe.preprocess import make_dataset
+from textpipe.presets import CONV1D_MIN_LENGTH
 from textpipe.training import train
 
 CONV_SETTINGS = {**TINY_SETTINGS, "model": "conv1d", "sequence_length": 24, "word_vector_dim": 16,
@@ -73,6 +74,7 @@ def test_conv1d_follows_the_reference_stack():
     np.testing.assert_array_equal(vectors.embeddings.numpy(), TABLE)
     trim = model.get_layer("trim_padding")
     assert (trim.max_length, trim.min_length, trim.margin) == (64, 19, 18)
+    assert receptive_field(conv1d_stack()) == (CONV1D_MIN_LENGTH, 3)  # the settings' check, without Keras
     with pytest.raises(ValueError, match=r"needs a \(vocabulary, 100\) word-vector table"):
         build_model(Config(model="conv1d"), 2)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from textpipe.errors import ConfigError
-from textpipe.presets import AUTO, PRESETS, preset_settings
+from textpipe.presets import AUTO, CONV1D_MIN_LENGTH, PRESETS, preset_settings
 
 MODELS = ("lstm", "conv1d")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
@@ -158,14 +158,11 @@ class Config:
             raise ConfigError("word_vectors reads finished vectors and unlabeled learns them: give one of the two")
         if self.unlabeled_split is not None and self.unlabeled is None:
             raise ConfigError("unlabeled_split names a split of the unlabeled source; give --unlabeled too")
-        if self.model == "conv1d":
-            from textpipe.models import conv1d_min_length  # here, not at the top: models imports config
-
-            if self.sequence_length != AUTO and self.sequence_length < conv1d_min_length():
-                raise ConfigError(
-                    f"the conv1d model needs sequence_length >= {conv1d_min_length()} for its convolutions "
-                    f"and pooling, got {self.sequence_length}"
-                )
+        if self.model == "conv1d" and self.sequence_length != AUTO and self.sequence_length < CONV1D_MIN_LENGTH:
+            raise ConfigError(
+                f"the conv1d model needs sequence_length >= {CONV1D_MIN_LENGTH} for its convolutions and pooling, "
+                f"got {self.sequence_length}"
+            )
         if isinstance(self.adversarial, str):
             if self.adversarial != AUTO:
                 raise ConfigError(f"adversarial must be a number or {AUTO!r}, got {self.adversarial!r}")

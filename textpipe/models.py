@@ -182,11 +182,6 @@ def receptive_field(layers: list[keras.layers.Layer]) -> tuple[int, int]:
     return field, stride
 
 
-def conv1d_min_length() -> int:
-    """Shortest input the conv1d stack accepts: one output position's receptive field."""
-    return receptive_field(conv1d_stack())[0]
-
-
 def classifier_model(ids, outputs, config: Config, table: str) -> keras.Model:
     """The classifier from `ids` to `outputs`, reading words through the Embedding layer named `table`: an
     AdversarialClassifier when config.adversarial is a positive fraction, else a plain functional model.

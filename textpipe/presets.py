@@ -84,6 +84,9 @@ MAX_AUTO_VOCABULARY = 20_000
 # model 2 points).
 LENGTH_COVERAGE = {"lstm": 0.95, "conv1d": 1.0}
 MAX_AUTO_LENGTH = {"lstm": 32, "conv1d": 512}
+# The shortest window the conv1d stack reads: one output position's receptive field (models.receptive_field of
+# models.conv1d_stack, which a test checks). A number here, so that settings are checked without loading Keras.
+CONV1D_MIN_LENGTH = 19
 # "auto" adversarial training: this fraction of the word vectors' length per model when there are at least
 # ADVERSARIAL_MIN_TEXTS training texts and they are sentence-length (at least half of them within
 # SENTENCE_WORDS words, the seed preset's window, where it was measured), else off: whatever the window, so
@@ -158,13 +161,11 @@ def auto_settings(
     """The vocabulary size and sequence length the training `texts` call for: every word seen `min_count` times
     or more (see MIN_WORD_COUNT) and LENGTH_COVERAGE. `statistics`: the texts' `word_lengths_and_counts`, where
     already computed."""
-    from textpipe.models import conv1d_min_length  # here: models imports config, which imports this
-
     lengths, counts = word_lengths_and_counts(texts) if statistics is None else statistics
     frequent = sum(1 for n in counts.values() if n >= min_count)
     coverage = LENGTH_COVERAGE[model]
     length = int(np.ceil(np.quantile(lengths, coverage, method="inverted_cdf") / 8) * 8) if lengths else 8
-    shortest = conv1d_min_length() if model == "conv1d" else 8
+    shortest = CONV1D_MIN_LENGTH if model == "conv1d" else 8
     return {
         "vocab_size": int(np.clip(frequent + 2, 3, MAX_AUTO_VOCABULARY)),  # + padding and [UNK]
         "sequence_length": int(np.clip(length, shortest, MAX_AUTO_LENGTH[model])),
