@@ -152,6 +152,7 @@ def test_verbose_and_the_libraries_own_switches_bring_their_logs_back(home):
         (["train", "--dataset", "./missing.csv"], "no such file or folder: ./missing.csv"),
         (["train", "--model", "conv1d", "--dataset", "./missing.csv"], "no such file or folder: ./missing.csv"),
         (["train", "--model", "conv1d", "--sequence-length", "8"], "needs sequence_length >= 19"),
+        (["train", "--model", "conv1d", "--word-vectors", "glove.txt"], "word vector file glove.txt does not exist"),
         (["train", "--config", "broken.toml"], "is not valid TOML"),
         (["train", "--config", "unknown.toml"], "unknown setting 'epoch'"),
         (["train", "--output", "reviews"], "reviews exists and is not a textpipe bundle"),

@@ -11,7 +11,7 @@ from textpipe.embeddings import (
     skipgram_pairs,
     train_word_vectors,
 )
-from textpipe.errors import DataError
+from textpipe.errors import ConfigError, DataError
 
 ANIMALS = ["cat", "dog", "horse"]
 VEHICLES = ["car", "bus", "train"]
@@ -182,13 +182,30 @@ def test_malformed_lines_name_file_and_line(tmp_path):
     short = write(tmp_path / "short.txt", "the 1 2 3\ncat 1 2 3\nunicorn 1 2\n")
     with pytest.raises(DataError, match=r"short\.txt line 3: expected 3 values, got 2"):
         read_word_vectors(short, VOCAB)
-    with pytest.raises(DataError, match=r"line 2: expected 3 values, got 4"):
-        read_word_vectors(write(tmp_path / "long.txt", "4 3\ncat 1 2 3 4\n"), VOCAB)
     text = write(tmp_path / "text.txt", "the 1 2 3\n\ncat 1 two 3\n")
     with pytest.raises(DataError, match=r"text\.txt line 3: value 'two' is not a number"):
         read_word_vectors(text, VOCAB)
     with pytest.raises(DataError, match="holds no vectors"):
         read_word_vectors(write(tmp_path / "empty.txt", ""), VOCAB)
+
+
+def test_words_with_spaces_are_skipped(tmp_path):
+    # GloVe's 840B file holds a few "words" with spaces in them (". . ."), which no vocabulary word has.
+    path = write(tmp_path / "spaces.txt", "cat 1 2 3\n. . . 4 5 6\nat name@domain.com 7 8 9\ndog 3 2 1\n")
+    vectors = read_word_vectors(path, VOCAB)
+    np.testing.assert_array_equal(vectors.table[VOCAB.index("dog")], [3, 2, 1])
+    assert vectors.found == 2
+
+
+def test_a_file_of_another_width_is_refused_at_its_first_vector(tmp_path):
+    # Line 3 is malformed: the width is refused before the reader gets there.
+    path = write(tmp_path / "glove.3d.txt", "\nthe 1 2 3\ncat 1 two 3\n")
+    with pytest.raises(ConfigError, match=r"glove\.3d\.txt holds 3-dim vectors but word_vector_dim is 100; "
+                                          r"pass --word-vector-dim 3"):
+        read_word_vectors(path, VOCAB, dim=100)
+    with pytest.raises(ConfigError, match="holds 3-dim vectors"):
+        read_word_vectors(write(tmp_path / "w2v.txt", "6 3\ncat 1 two 3\n"), VOCAB, dim=100)
+    np.testing.assert_array_equal(read_word_vectors(path, ["", "[UNK]", "the"], dim=3).table[2], [1, 2, 3])
 
 
 def test_missing_file_and_undecodable_bytes(tmp_path):

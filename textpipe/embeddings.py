@@ -236,14 +236,17 @@ def read_word_vectors(
     *,
     fill: np.ndarray | None = None,
     seed: int = 0,
+    dim: int | None = None,
     progress: Progress = SILENT,
 ) -> WordVectors:
     """Read the vectors of `vocabulary`'s words from a GloVe (`word v1 ... vd`) or word2vec text file.
 
     The file is streamed line by line and only vocabulary words are kept, so multi-GB files are fine.
-    A first line `<count> <dim>` is taken as a word2vec header. The file's first vector sets the
-    dimension. Every line's number of values is checked; values are parsed, and so checked, only for
-    words that are kept (parsing every number of a GB-sized file would take minutes).
+    A first line `<count> <dim>` is taken as a word2vec header. The header, or else the file's first vector,
+    sets the dimension; `dim`, where given, is the one expected, and another is refused as soon as it is read.
+    Every line's number of values is checked; values are parsed, and so checked, only for words that are kept
+    (parsing every number of a GB-sized file would take minutes). A line with more values than that holds a
+    word with spaces in it (GloVe's 840B file has a few, such as ". . ."), never a vocabulary word: it is skipped.
     An exact match wins over a lower-cased one, as the vectorizer lower-cases the vocabulary.
     Words not in the file take their row from `fill` (e.g. learned skip-gram vectors, same shape),
     else small seeded random vectors; row 0 (padding) is zeros. Reading is a `progress` phase counted in bytes.
@@ -252,7 +255,7 @@ def read_word_vectors(
     index = {word: i for i, word in enumerate(vocabulary) if word not in SPECIAL_TOKENS}
     rows: dict[int, np.ndarray] = {}
     exact: set[int] = set()
-    dim = None
+    expected, dim = dim, None
     try:
         f = open(path, "rb")  # binary: its size in bytes is the phase's total
     except FileNotFoundError:
@@ -269,13 +272,18 @@ def read_word_vectors(
             fields = raw.decode("utf-8", errors="replace").rstrip().split(" ")
             if fields == [""]:
                 continue  # blank line
-            if dim is None and number == 1 and len(fields) == 2 and all(x.isdigit() for x in fields):
-                dim = int(fields[1])  # word2vec header: <count> <dim>
-                continue
             if dim is None:
-                dim = len(fields) - 1
+                header = number == 1 and len(fields) == 2 and all(x.isdigit() for x in fields)
+                dim = int(fields[1]) if header else len(fields) - 1  # word2vec header: <count> <dim>
                 if dim < 1:
                     raise DataError(f"{path} line {number}: expected a word followed by its vector values")
+                if expected is not None and dim != expected:
+                    raise ConfigError(f"{path} holds {dim}-dim vectors but word_vector_dim is {expected}; "
+                                      f"pass --word-vector-dim {dim}")
+                if header:
+                    continue
+            if len(fields) - 1 > dim:
+                continue  # a word with spaces in it
             if len(fields) - 1 != dim:
                 raise DataError(f"{path} line {number}: expected {dim} values, got {len(fields) - 1}")
             word = fields[0]

@@ -59,7 +59,8 @@ def check_input_path(path: str | Path, *, what: str = "input") -> None:
 
 
 def check_training_paths(config, *, output: bool = True) -> None:
-    """The folders a training run writes (the bundle's, with `output`; backups; logs) and its local dataset."""
+    """The folders a training run writes (the bundle's, with `output`; backups; logs), its local dataset and
+    unlabeled text, and its word vector file."""
     folders = {"output": config.output if output else None, "backup folder": config.backup_dir,
                "log folder": config.log_dir}
     for what, folder in folders.items():
@@ -69,6 +70,12 @@ def check_training_paths(config, *, output: bool = True) -> None:
         check_input_path(config.dataset, what="dataset")
     if config.unlabeled is not None and os.path.lexists(config.unlabeled):
         check_input_path(config.unlabeled, what="unlabeled text")
+    if config.word_vectors is not None:
+        kind = _kind(Path(config.word_vectors))
+        if kind is None:
+            raise PathError(f"word vector file {config.word_vectors} does not exist")
+        if kind == "folder":
+            raise PathError(f"word vector file {config.word_vectors} is a folder; give the GloVe or word2vec text file")
 
 
 def _check_parent(path: Path, what: str) -> None:

@@ -287,12 +287,8 @@ def word_vector_table(
     vocabulary = vectorizer.get_vocabulary()
     start = time.perf_counter()
     if config.word_vectors is not None:
-        vectors = read_word_vectors(config.word_vectors, vocabulary, seed=config.seed, progress=progress)
-        if vectors.table.shape[1] != config.word_vector_dim:
-            raise ConfigError(
-                f"{config.word_vectors} holds {vectors.table.shape[1]}-dim vectors but word_vector_dim is "
-                f"{config.word_vector_dim}; pass --word-vector-dim {vectors.table.shape[1]}"
-            )
+        vectors = read_word_vectors(config.word_vectors, vocabulary, seed=config.seed, dim=config.word_vector_dim,
+                                    progress=progress)
         report = {
             "source": str(config.word_vectors),
             "found": vectors.found,
