@@ -36,6 +36,10 @@ def test_the_labeled_datas_text_column_is_used_only_where_the_source_has_it(tmp_
     pd.DataFrame({"text": ["from text"], "body": ["from body"]}).to_csv(path, index=False)
     assert list(load_unlabeled_texts(str(path), text_column="body")) == ["from body"]
     assert list(load_unlabeled_texts(str(path), text_column="sentence")) == ["from text"]
+    lines = tmp_path / "raw.jsonl"
+    lines.write_text('\n{"text": "from text", "body": "from body"}\n{"text": "more text", "body": "more body"}\n')
+    assert list(load_unlabeled_texts(str(lines), text_column="body")) == ["from body", "more body"]
+    assert list(load_unlabeled_texts(str(lines), text_column="sentence")) == ["from text", "more text"]
     (tmp_path / "dataset").mkdir()
     pd.DataFrame({"text": ["raw a"]}).to_parquet(tmp_path / "dataset" / "train.parquet")
     assert list(load_unlabeled_texts(str(tmp_path / "dataset"), text_column="sentence")) == ["raw a"]

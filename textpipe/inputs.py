@@ -108,6 +108,8 @@ def resolve_inputs(
         spec = InputSpec(path, fmt, text_column, id_column, encoding)
         if fmt in ("csv", "tsv") and path != STDIN:
             spec = dataclasses.replace(spec, text_column=_csv_text_column(spec))
+        elif fmt == "jsonl" and path != STDIN:
+            _check_first_record(spec)
         specs.append(spec)
     return specs
 
@@ -486,6 +488,13 @@ def _replace_surrogates(text: str) -> tuple[str, bool]:
         return text, False
     except UnicodeEncodeError:
         return text.encode("utf-16", errors="surrogatepass").decode("utf-16", errors="replace"), True
+
+
+def _check_first_record(spec: InputSpec) -> None:
+    """Read a JSON Lines input up to its first text, so that a column its records lack is reported before any work
+    starts, as a CSV header's is."""
+    with contextlib.closing(read_rows(spec)) as rows:
+        next((row for row in rows if not row.empty), None)
 
 
 def _csv_text_column(spec: InputSpec) -> str:
