@@ -313,3 +313,15 @@ def test_the_script_exits_2_on_a_bad_config(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 2 and "'epochs'" in done.stderr
+
+
+def test_judged_on_the_validation_split_the_candidate_chooses_its_epoch_on_rows_of_train(tmp_path):
+    # SST-2's case: its test split has no labels, so the models are judged on its validation split.
+    write_dataset(tmp_path / "data" / "reviews", sizes=(("train", 300), ("validation", 100)))
+    config = write_toml(tmp_path / "retrain.toml", data={"sources": ["data/reviews"], "eval_split": "validation"})
+    data, counts = rt.load_sources(rt.load_settings(config))
+    judged, _ = make_sentences(100, 11)  # the validation split's texts
+    assert list(data.test.texts) == judged
+    assert not set(data.validation.texts) & set(judged)
+    assert counts == [{"source": "data/reviews", "train": 270, "validation": 30, "validation_from_train": True,
+                       "eval": 100}]

@@ -72,11 +72,13 @@ def load_labeled_data(
     train_split: str | None = None,
     label_names: Sequence[str] | None = None,
     encoding: str | None = None,
+    judged_on: str | None = None,
 ) -> LabeledData:
     """Load train, validation and (if present) test splits of `source`; None means the shipped sample.
 
     Trains on the split named "train", or on `train_split`. Uses the dataset's own validation split, or carves
-    a stratified `validation_fraction` of train with `seed`. String labels are stripped of surrounding
+    a stratified `validation_fraction` of train with `seed`; it carves one too when the validation split is
+    `judged_on`, the split a caller judges the trained model on, so that it does not also choose the epoch. String labels are stripped of surrounding
     whitespace; labels differing only by case are an error. `label_names` names integer labels, the i-th name
     for the i-th smallest id. Local CSV/TSV/JSON files are read as UTF-8, or in `encoding`.
     Raises DataError with a one-line explanation for every problem found.
@@ -97,7 +99,7 @@ def load_labeled_data(
             f"the {train_name} split of {name} has only one class ({only!r}); a classifier needs two or more"
         )
 
-    val_names = [s for s in VALIDATION_SPLITS if s in raw and s != train_name]
+    val_names = [s for s in VALIDATION_SPLITS if s in raw and s not in (train_name, judged_on)]
     if len(val_names) > 1:
         _refuse_local_validation_splits(source, val_names)
     val_name = val_names[0] if val_names else None

@@ -19,7 +19,8 @@ A plain-folder production (e.g. from `textpipe train`) becomes a version on the 
 the one moment, between two renames, that P is absent.
 
 Decisions: sources need identical class names. A source without a labeled test split only adds training rows
-(a single file has none); another eval_split must exist in every source. Promote when there is no production
+(a single file has none); another eval_split must exist in every source, and when it is a source's validation
+split, the candidate chooses its epoch on rows carved from train instead. Promote when there is no production
 or candidate[metric] >= production[metric] + margin. A production with other classes cannot be judged on these
 labels, so it is kept. A warm start that check_warm_start refuses falls back to a fresh start and the reason is
 reported. --dry-run never promotes. Resuming restarts the choice of the best epoch and its patience (Keras does
@@ -269,13 +270,14 @@ def load_sources(settings: RetrainSettings):
             raise DataError(f"no such file or folder: {source} (relative sources are read from the config's folder)")
         source = str(source) if source.exists() else given  # else a Hub id
         data = load_labeled_data(source, validation_fraction=config.validation_fraction, seed=config.seed,
-                                 train_split=config.train_split, label_names=config.label_names, **columns)
+                                 train_split=config.train_split, label_names=config.label_names,
+                                 judged_on=settings.eval_split, **columns)
         if loaded and data.class_names != loaded[0][0].class_names:
             raise DataError(f"sources disagree on the classes: {settings.sources[0]!r} has "
                             f"({', '.join(loaded[0][0].class_names)}), {given!r} has ({', '.join(data.class_names)}); "
                             "label every source with the same class names")
-        if settings.eval_split in ("test", "validation"):  # a source without a test split: training rows only
-            held_out = data.test if settings.eval_split == "test" else data.validation
+        if settings.eval_split == "test":  # a source without a labeled test split: training rows only
+            held_out = data.test
         else:
             held_out = load_split(source, settings.eval_split, class_names=data.class_names,
                                   label_ids=data.label_ids, **columns)
