@@ -230,3 +230,11 @@ def test_classlabel_data_maps_through_names_or_the_models_label_ids(tmp_path):
         load_split(tmp_path, "test", class_names=("one", "two"), label_ids=("1", "2"))
     # Trained on ids 0 and 1 (any names): the ids are the same.
     assert load_split(tmp_path, "test", class_names=("no", "yes"), label_ids=("0", "1")).labels.tolist() == [1, 0, 1]
+
+
+def test_a_validation_fraction_over_half_of_a_tiny_set_is_carved_or_refused_in_one_line(tmp_path):
+    rows([f"text {i}" for i in range(6)], ["a", "b", "c"] * 2).to_csv(tmp_path / "train.csv", index=False)
+    data = load_labeled_data(tmp_path, validation_fraction=0.6)  # too few rows left in train to stratify
+    assert (len(data.train), len(data.validation)) == (2, 4) and len(set(data.train.labels)) == 2
+    with pytest.raises(DataError, match="only one class"):
+        load_labeled_data(tmp_path, validation_fraction=0.95)  # all but one row held out

@@ -589,9 +589,9 @@ def _carve(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     index = np.arange(len(train))
     counts = np.bincount(train.labels)
     stratify = train.labels if counts[counts > 0].min() >= 2 else None
-    n_val = max(1, round(fraction * len(train)))
-    if stratify is not None and n_val < len(counts[counts > 0]):
-        stratify = None  # fewer validation rows than classes: cannot stratify
+    n_val = min(max(1, round(fraction * len(train))), len(train) - 1)  # train keeps a row
+    if stratify is not None and min(n_val, len(train) - n_val) < len(counts[counts > 0]):
+        stratify = None  # fewer validation (or training) rows than classes: cannot stratify
     keep, held = train_test_split(index, test_size=n_val, random_state=seed, stratify=stratify)
     if stratify is None:
         keep, held = _return_lost_classes(train.labels, keep, held)
