@@ -325,3 +325,14 @@ def test_judged_on_the_validation_split_the_candidate_chooses_its_epoch_on_rows_
     assert not set(data.validation.texts) & set(judged)
     assert counts == [{"source": "data/reviews", "train": 270, "validation": 30, "validation_from_train": True,
                        "eval": 100}]
+
+
+def test_a_relative_source_is_read_beside_the_config_never_from_the_working_directory(tmp_path, monkeypatch, capsys):
+    write_dataset(tmp_path / "work" / "data" / "reviews")  # where the job happens to start, not beside the config
+    (tmp_path / "jobs" / "data").mkdir(parents=True)  # data/ is there, its reviews are not
+    config = write_toml(tmp_path / "jobs" / "retrain.toml", data={"sources": ["data/reviews"], "eval_split": "test"})
+    monkeypatch.chdir(tmp_path / "work")
+    assert cli("--config", config) == 2
+    err = capsys.readouterr().err
+    assert f"no such file or folder: {tmp_path / 'jobs' / 'data' / 'reviews'}" in err
+    assert f"relative sources are read from {tmp_path / 'jobs'}" in err

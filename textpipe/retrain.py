@@ -260,15 +260,13 @@ def load_sources(settings: RetrainSettings):
     """All sources' train and validation rows, and their eval rows as `test`; plus row counts per source."""
     import numpy as np
 
-    from textpipe.data import FILE_FORMATS, LabeledData, Split, load_labeled_data, load_split
+    from textpipe.data import LabeledData, Split, load_labeled_data, load_split
+    from textpipe.sources import resolve_source
 
     config, loaded, counts = settings.config, [], []
     columns = {"text_column": config.text_column, "label_column": config.label_column, "encoding": config.encoding}
     for given in settings.sources:
-        source = settings.base / Path(given).expanduser()
-        if not source.exists() and (given.startswith((".", "/", "~")) or Path(given).suffix.lower() in FILE_FORMATS):
-            raise DataError(f"no such file or folder: {source} (relative sources are read from the config's folder)")
-        source = str(source) if source.exists() else given  # else a Hub id
+        source = str(resolve_source(given, settings.base))  # a local path, or a Hub id
         data = load_labeled_data(source, validation_fraction=config.validation_fraction, seed=config.seed,
                                  train_split=config.train_split, label_names=config.label_names,
                                  judged_on=settings.eval_split, **columns)

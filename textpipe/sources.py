@@ -36,29 +36,24 @@ FILE_FORMATS = {
 HUB_ANSWER_TIMEOUT = 3.0
 
 
-def resolve_source(source: str | Path | None) -> Path | str:
+def resolve_source(source: str | Path | None, base: Path = Path()) -> Path | str:
     """The local file or folder `source` names (None: the shipped sample), or `source` as a Hub id (a str).
 
-    A source that reads as a path (starting with `.`, `/` or `~`, ending in a data file suffix, or under a folder
-    that exists here) must exist: it is never sent to the Hub. Raises DataError otherwise.
+    A relative path is read from the folder `base` (default: the working directory). A source that reads as a
+    path (starting with `.`, `/` or `~`, ending in a data file suffix, or under a folder that exists in `base`)
+    must exist: it is never sent to the Hub. Raises DataError otherwise.
     """
-    path = SAMPLE_DATASET if source is None else Path(source).expanduser()
+    path = SAMPLE_DATASET if source is None else base / Path(source).expanduser()
     if path.exists():
         return path
-    if str(source).startswith((".", "/", "~")) or Path(str(source)).suffix in FILE_FORMATS:
-        raise DataError(f"no such file or folder: {source}")
-    if _in_local_folder(str(source)):
-        raise DataError(
-            f"no such file or folder: {source} ({Path(str(source)).parts[0]}/ is a local folder, so this is not "
-            "taken for a Hub id)"
-        )
+    missing = f"no such file or folder: {source}" if base == Path() else (
+        f"no such file or folder: {path} (relative sources are read from {base})")
+    if str(source).startswith((".", "/", "~")) or Path(str(source)).suffix.lower() in FILE_FORMATS:
+        raise DataError(missing)
+    parts = Path(str(source)).parts
+    if len(parts) > 1 and (base / parts[0]).is_dir():  # data/nope: meant as a local path, not a Hub owner/name
+        raise DataError(f"{missing} ({parts[0]}/ is a local folder, so this is not taken for a Hub id)")
     return str(source)
-
-
-def _in_local_folder(source: str) -> bool:
-    """A path such as data/nope whose first folder exists here: meant as a local path, not a Hub owner/name."""
-    parts = Path(source).parts
-    return len(parts) > 1 and Path(parts[0]).is_dir()
 
 
 def load_hub_dataset(source: str, subset: str | None = None) -> datasets.DatasetDict:
