@@ -78,9 +78,10 @@ def load_labeled_data(
 
     Trains on the split named "train", or on `train_split`. Uses the dataset's own validation split, or carves
     a stratified `validation_fraction` of train with `seed`; it carves one too when the validation split is
-    `judged_on`, the split a caller judges the trained model on, so that it does not also choose the epoch. String labels are stripped of surrounding
-    whitespace; labels differing only by case are an error. `label_names` names integer labels, the i-th name
-    for the i-th smallest id. Local CSV/TSV/JSON files are read as UTF-8, or in `encoding`.
+    `judged_on`, the split a caller judges the trained model on, so that it does not also choose the epoch.
+    String labels are stripped of surrounding whitespace; labels differing only by case are an error.
+    `label_names` names integer labels, the i-th name for the i-th smallest id. Local CSV/TSV/JSON files are read
+    as UTF-8, or in `encoding`.
     Raises DataError with a one-line explanation for every problem found.
     """
     raw = load_raw(source, subset, check_encoding(encoding))
