@@ -144,3 +144,31 @@ def test_installed_command_and_unreachable_hub(tmp_path):
     line = one_line_error(proc.stderr)
     assert "some-user/some-dataset" in line and "local folder or file" in line
     assert not (tmp_path / "textpipe-model").exists()
+
+
+def test_the_spellings_of_training_switches_reach_the_settings():
+    from textpipe.cli import build_parser
+    from textpipe.config import load_config
+
+    def settings(*flags):
+        args = build_parser().parse_args(["train", *flags])
+        return load_config(args.config, {name: getattr(args, name) for name in args.config_fields})
+
+    plain = settings()
+    assert (plain.patience, plain.keep_best_epoch, plain.fine_tune_word_vectors) == (3, True, True)
+    switched = settings("--patience", "off", "--keep-last-epoch", "--freeze-word-vectors", "--no-ngrams")
+    assert (switched.patience, switched.keep_best_epoch, switched.fine_tune_word_vectors) == (0, False, False)
+    assert not switched.ngrams and settings("--preset", "accurate").ngrams
+    assert not settings("--preset", "accurate", "--no-ngrams").ngrams  # a flag wins over the preset
+
+
+def test_an_interrupted_command_exits_130_with_one_line(monkeypatch, capsys):
+    import textpipe.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(textpipe.cli, "run_predict", interrupted)
+    assert main(["predict", "any-bundle", "a text"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "textpipe: interrupted\n" and captured.out == ""

@@ -192,7 +192,8 @@ def test_lstm_table_is_its_trained_embedding(tiny_bundle):
 def test_neighbors_and_similarity_commands(saved_bundle, capsys):
     assert main(["neighbors", str(saved_bundle), "great", "-k", "4"]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 4 and all(-1 <= float(score) <= 1 for score, _ in rows)
+    assert rows == [[f"{score:.4f}", word] for word, score in load_bundle(saved_bundle).neighbors("great", 4)]
+    assert len(rows) == 4 and "great" not in [word for _, word in rows]
     assert main(["similarity", str(saved_bundle), "great", "great"]) == 0
     assert float(capsys.readouterr().out) == pytest.approx(1.0, abs=1e-4)
     # A word is read as the vectorizer reads it: lower-cased, punctuation stripped.
@@ -201,6 +202,7 @@ def test_neighbors_and_similarity_commands(saved_bundle, capsys):
     assert main(["similarity", str(saved_bundle), "great", "xylophone"]) == 2
     assert "'xylophone' is not in the model's vocabulary" in capsys.readouterr().err
     assert main(["neighbors", str(saved_bundle), "great", "-k", "0"]) == 2
+    assert "must be a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_training_runs_on_deterministic_kernels_and_puts_the_setting_back(tiny_data):

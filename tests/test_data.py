@@ -210,3 +210,10 @@ def test_integer_labels_are_classes_by_value(tmp_path):
     assert sorted(set(np.concatenate([data.train.labels, data.validation.labels]).tolist())) == [0, 1, 2, 3, 4]
     write(frame(10, labels=[-1, 1] * 5), tmp_path / "pm.parquet")
     assert load_labeled_data(tmp_path / "pm.parquet").class_names == ("-1", "1")
+    # In the order of their values, not of their text: "10" after "2".
+    rows = frame(12, labels=[2, 10, 1] * 4)
+    write(rows, tmp_path / "ten.parquet")
+    ten = load_labeled_data(tmp_path / "ten.parquet")
+    assert ten.class_names == ("1", "2", "10")
+    value = dict(zip(rows["text"], rows["label"]))
+    assert all(ten.class_names[y] == str(value[t]) for t, y in zip(ten.train.texts, ten.train.labels))

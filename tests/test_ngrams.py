@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY_SETTINGS
-from textpipe.bundle import load_bundle, save_bundle
+from textpipe.bundle import load_bundle, save_bundle, to_class_probabilities
 from textpipe.cli import main
 from textpipe.config import Config
+from textpipe.evaluation import classification_metrics
 from textpipe.layers import MixProbabilities, NgramLogits
 from textpipe.models import build_ngrams
 from textpipe.training import MIX_WEIGHTS, train
@@ -83,7 +84,17 @@ def ngram_bundle(tiny_data):
 
 def test_mixed_model_learns_and_reports_its_choice(ngram_bundle, tiny_data):
     report = ngram_bundle.ngrams
-    assert report["network_weight"] in MIX_WEIGHTS
+    # The weight is the one whose mix scores the best validation macro F1, ties going to the network.
+    ids = ngram_bundle.vectorizer(tiny_data.validation.texts)
+    both = [ngram_bundle.classifier.get_layer(name)(ids) for name in ("network", "ngrams")]
+    scores = {}
+    for weight in MIX_WEIGHTS:
+        mixed = to_class_probabilities(keras.ops.convert_to_numpy(MixProbabilities(weight)(both)))
+        scores[weight] = classification_metrics(tiny_data.validation.labels, mixed, ngram_bundle.class_names)["macro_f1"]
+    best = max(scores.values())
+    assert report["network_weight"] == max(w for w in MIX_WEIGHTS if scores[w] >= best - 1e-9)
+    assert report["mixed_score"] == pytest.approx(best, abs=1e-9)
+    assert (report["network_score"], report["ngrams_score"]) == pytest.approx((scores[1.0], scores[0.0]), abs=1e-9)
     # The score the weight was chosen by is the saved model's own validation score.
     assert abs(ngram_bundle.metrics["validation"]["macro_f1"] - report["mixed_score"]) < 1e-6
     assert 1 <= report["kept_epoch"]["epoch"] <= report["kept_epoch"]["last_epoch"] <= TINY_SETTINGS["epochs"]

@@ -72,9 +72,11 @@ def test_an_adversarial_step_matches_keras_rmsprop():
         model = build_model(config, 2)
         assert isinstance(model.optimizer, RowwiseRMSprop)  # what training uses
         model.compile(optimizer=optimizer, loss="binary_crossentropy")
+        initial = model.get_weights()
         for start in range(0, 48, 8):
             model.train_on_batch(x[start : start + 8], y[start : start + 8])
         trained.append(model.get_weights())
+    assert all(not np.allclose(w, w0) for w, w0 in zip(trained[1], initial))  # every weight moved
     for a, b in zip(*trained):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 

@@ -156,7 +156,8 @@ def test_auto_settings_follow_the_training_texts():
     # 19 of the 20 texts (95%) have at most 20 words: rounded up to a multiple of 8.
     assert lstm["sequence_length"] == 24
     assert auto_settings(texts + ["gamma " * 25], "lstm")["sequence_length"] == 32  # 20 of 21: rounded up
-    assert auto_settings(["word " * 5000] * 3, "lstm")["sequence_length"] == MAX_AUTO_LENGTH["lstm"]
+    assert auto_settings(["word " * 5000] * 3, "lstm")["sequence_length"] == MAX_AUTO_LENGTH["lstm"] == 32
+    assert auto_settings(["word " * 5000] * 3, "conv1d")["sequence_length"] == 512  # the conv1d model's cap
     assert auto_settings(["a b", "a b"], "conv1d")["sequence_length"] == 19  # the conv1d stack's minimum
     # The conv1d model's window holds the longest text; a higher min_count keeps fewer words.
     conv1d = auto_settings(texts, "conv1d", min_count=18)

@@ -67,13 +67,17 @@ def test_three_classes_train_end_to_end(tiny_data):
         tiny_data,
         train=relabel(tiny_data.train),
         validation=relabel(tiny_data.validation),
+        test=relabel(tiny_data.test),
         class_names=("negative", "positive", "has-the"),
     )
-    bundle = train(Config(**{**TINY_SETTINGS, "epochs": 3}), data)
+    bundle = train(Config(**TINY_SETTINGS), data)
     probabilities = bundle.predict_proba(list(data.validation.texts[:5]))
     assert probabilities.shape == (5, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert len(bundle.metrics["validation"]["confusion_matrix"]) == 3
+    # It learned the rule: well above always answering the largest class, on texts it never saw.
+    majority = np.bincount(data.test.labels).max() / len(data.test)
+    assert evaluate(bundle, data.test)["accuracy"] > majority + 0.3
 
 
 def test_same_seed_same_vocabulary_and_metrics(tiny_data):
@@ -194,3 +198,13 @@ def test_mirrored_and_mixed_precision_train_and_reload(pooling, tiny_data, tmp_p
             reloaded = load_bundle(path)
         np.testing.assert_array_equal(reloaded.predict_proba(texts), bundle.predict_proba(texts))
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as it was
+
+
+def test_the_library_never_prints(tiny_data, tmp_path, capsys):
+    import textpipe
+
+    bundle = textpipe.train(Config(**{**TINY_SETTINGS, "epochs": 2, "ngrams": True}), tiny_data)
+    reloaded = textpipe.load_bundle(textpipe.save_bundle(bundle, tmp_path / "m"))
+    reloaded.predict(list(tiny_data.test.texts[:3]))
+    textpipe.evaluate(reloaded, tiny_data.test)
+    assert capsys.readouterr() == ("", "")  # TensorFlow's own C++ log lines are the caller's to silence
