@@ -513,8 +513,9 @@ def bench_inference(texts, rows: int, repeats: int) -> dict:
     import tensorflow as tf
 
     from textpipe.config import Config
-    from textpipe.models import build_model, conv1d_min_length
+    from textpipe.models import build_model
     from textpipe.preprocess import adapt_vectorizer, build_vectorizer, text_lengths, vectorize
+    from textpipe.presets import CONV1D_MIN_LENGTH
 
     config = Config()
     vectorizer = build_vectorizer(config.vocab_size, config.sequence_length)
@@ -541,7 +542,7 @@ def bench_inference(texts, rows: int, repeats: int) -> dict:
         if name == "lstm":  # one LSTM step per real token
             flops = sum(model_flops(model, int(n)) for n in lengths)
         else:  # the convolutions over the steps real tokens reach (the text and the receptive field after it)
-            field = conv1d_min_length()
+            field = CONV1D_MIN_LENGTH
             flops = sum(model_flops(model, min(max(int(n) + field - 1, field), config.sequence_length)) for n in lengths)
         floor = rate * rows / flops
         results["models"][name] = {
