@@ -182,6 +182,8 @@ def test_malformed_lines_name_file_and_line(tmp_path):
     short = write(tmp_path / "short.txt", "the 1 2 3\ncat 1 2 3\nunicorn 1 2\n")
     with pytest.raises(DataError, match=r"short\.txt line 3: expected 3 values, got 2"):
         read_word_vectors(short, VOCAB)
+    with pytest.raises(DataError, match=r"line 2: expected 3 values, got 4"):  # the header's width is not the vectors'
+        read_word_vectors(write(tmp_path / "long.txt", "4 3\ncat 1 2 3 4\ndog 1 2 3 4\n"), VOCAB)
     text = write(tmp_path / "text.txt", "the 1 2 3\n\ncat 1 two 3\n")
     with pytest.raises(DataError, match=r"text\.txt line 3: value 'two' is not a number"):
         read_word_vectors(text, VOCAB)
@@ -206,6 +208,9 @@ def test_a_file_of_another_width_is_refused_at_its_first_vector(tmp_path):
     with pytest.raises(ConfigError, match="holds 3-dim vectors"):
         read_word_vectors(write(tmp_path / "w2v.txt", "6 3\ncat 1 two 3\n"), VOCAB, dim=100)
     np.testing.assert_array_equal(read_word_vectors(path, ["", "[UNK]", "the"], dim=3).table[2], [1, 2, 3])
+    # A header after a blank line or a byte-order mark is still a header, not a 1-dim vector.
+    w2v = write(tmp_path / "bom.txt", "\ufeff\n2 3\ncat 1 2 3\n")
+    np.testing.assert_array_equal(read_word_vectors(w2v, VOCAB, dim=3).table[VOCAB.index("cat")], [1, 2, 3])
 
 
 def test_missing_file_and_undecodable_bytes(tmp_path):

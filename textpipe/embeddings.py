@@ -245,8 +245,9 @@ def read_word_vectors(
     A first line `<count> <dim>` is taken as a word2vec header. The header, or else the file's first vector,
     sets the dimension; `dim`, where given, is the one expected, and another is refused as soon as it is read.
     Every line's number of values is checked; values are parsed, and so checked, only for words that are kept
-    (parsing every number of a GB-sized file would take minutes). A line with more values than that holds a
-    word with spaces in it (GloVe's 840B file has a few, such as ". . ."), never a vocabulary word: it is skipped.
+    (parsing every number of a GB-sized file would take minutes). After the first vector, which confirms the
+    dimension, a line with more values holds a word with spaces in it (GloVe's 840B file has a few, such as
+    ". . ."), never a vocabulary word: it is skipped.
     An exact match wins over a lower-cased one, as the vectorizer lower-cases the vocabulary.
     Words not in the file take their row from `fill` (e.g. learned skip-gram vectors, same shape),
     else small seeded random vectors; row 0 (padding) is zeros. Reading is a `progress` phase counted in bytes.
@@ -255,7 +256,7 @@ def read_word_vectors(
     index = {word: i for i, word in enumerate(vocabulary) if word not in SPECIAL_TOKENS}
     rows: dict[int, np.ndarray] = {}
     exact: set[int] = set()
-    expected, dim = dim, None
+    expected, dim, vectors = dim, None, 0
     try:
         f = open(path, "rb")  # binary: its size in bytes is the phase's total
     except FileNotFoundError:
@@ -269,12 +270,13 @@ def read_word_vectors(
             if unreported >= 1 << 22:  # a bar update per 4 MB, not per line
                 advance(unreported)
                 unreported = 0
-            fields = raw.decode("utf-8", errors="replace").rstrip().split(" ")
+            line = raw.decode("utf-8", errors="replace")
+            fields = (line.removeprefix("\ufeff") if number == 1 else line).rstrip().split(" ")
             if fields == [""]:
                 continue  # blank line
-            if dim is None:
-                header = number == 1 and len(fields) == 2 and all(x.isdigit() for x in fields)
-                dim = int(fields[1]) if header else len(fields) - 1  # word2vec header: <count> <dim>
+            if dim is None:  # the first line: a word2vec header (<count> <dim>) or the first vector
+                header = len(fields) == 2 and all(x.isdigit() for x in fields)
+                dim = int(fields[1]) if header else len(fields) - 1
                 if dim < 1:
                     raise DataError(f"{path} line {number}: expected a word followed by its vector values")
                 if expected is not None and dim != expected:
@@ -282,10 +284,11 @@ def read_word_vectors(
                                       f"pass --word-vector-dim {dim}")
                 if header:
                     continue
-            if len(fields) - 1 > dim:
-                continue  # a word with spaces in it
+            if len(fields) - 1 > dim and vectors:
+                continue  # a word with spaces in it (not the first vector, which must confirm the width)
             if len(fields) - 1 != dim:
                 raise DataError(f"{path} line {number}: expected {dim} values, got {len(fields) - 1}")
+            vectors += 1
             word = fields[0]
             i = index.get(word)
             if i is None or i in exact:
