@@ -58,9 +58,9 @@ def check_input_path(path: str | Path, *, what: str = "input") -> None:
         raise PathError(f"{what} {path} is a {kind}; give a file or a folder of files")
 
 
-def check_training_paths(config, *, output: bool = True) -> None:
+def check_training_paths(config, *, output: bool = True, word_vectors: bool = True) -> None:
     """The folders a training run writes (the bundle's, with `output`; backups; logs), its local dataset and
-    unlabeled text, and its word vector file."""
+    unlabeled text, and, with `word_vectors` (a warm start reads none), its word vector file."""
     folders = {"output": config.output if output else None, "backup folder": config.backup_dir,
                "log folder": config.log_dir}
     for what, folder in folders.items():
@@ -70,7 +70,7 @@ def check_training_paths(config, *, output: bool = True) -> None:
         check_input_path(config.dataset, what="dataset")
     if config.unlabeled is not None and os.path.lexists(config.unlabeled):
         check_input_path(config.unlabeled, what="unlabeled text")
-    if config.word_vectors is not None:
+    if word_vectors and config.word_vectors is not None:
         kind = _kind(Path(config.word_vectors))
         if kind is None:
             raise PathError(f"word vector file {config.word_vectors} does not exist")

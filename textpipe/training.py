@@ -92,7 +92,8 @@ def train(
     config = _with_absolute_dataset(config)
     if config.model == "lstm" and config.uses_word_vectors:
         config = dataclasses.replace(config, embedding_dim=config.word_vector_dim)  # it starts from the table
-    check_training_paths(config, output=False)  # saving is the caller's: save_bundle checks its own folder
+    # Saving is the caller's: save_bundle checks its own folder.
+    check_training_paths(config, output=False, word_vectors=warm_start is None)
     # First: a multi-worker strategy must exist before TensorFlow runs any op in this process.
     strategy = distribution_strategy(config.strategy)
     # Seeds Python, NumPy and TensorFlow: same seed, data and config give the same model on CPU.
