@@ -316,15 +316,21 @@ def test_the_script_exits_2_on_a_bad_config(tmp_path):
 
 
 def test_judged_on_the_validation_split_the_candidate_chooses_its_epoch_on_rows_of_train(tmp_path):
-    # SST-2's case: its test split has no labels, so the models are judged on its validation split.
-    write_dataset(tmp_path / "data" / "reviews", sizes=(("train", 300), ("validation", 100)))
-    config = write_toml(tmp_path / "retrain.toml", data={"sources": ["data/reviews"], "eval_split": "validation"})
+    # SST-2's case: its test split has no labels, so the models are judged on its validation split, here
+    # named dev; the single file has no such split and adds training rows only.
+    write_dataset(tmp_path / "data" / "reviews", sizes=(("train", 300), ("dev", 100)))
+    texts, labels = make_sentences(80, 20)
+    write_csv(tmp_path / "data" / "extra.csv", [t + " extra" for t in texts], [NAMES[y] for y in labels])
+    config = write_toml(tmp_path / "retrain.toml",
+                        data={"sources": ["data/reviews", "data/extra.csv"], "eval_split": "validation"})
     data, counts = rt.load_sources(rt.load_settings(config))
-    judged, _ = make_sentences(100, 11)  # the validation split's texts
+    judged, _ = make_sentences(100, 11)  # the dev split's texts
     assert list(data.test.texts) == judged
     assert not set(data.validation.texts) & set(judged)
-    assert counts == [{"source": "data/reviews", "train": 270, "validation": 30, "validation_from_train": True,
-                       "eval": 100}]
+    assert counts == [
+        {"source": "data/reviews", "train": 270, "validation": 30, "validation_from_train": True, "eval": 100},
+        {"source": "data/extra.csv", "train": 72, "validation": 8, "validation_from_train": True, "eval": 0},
+    ]
 
 
 def test_a_relative_source_is_read_beside_the_config_never_from_the_working_directory(tmp_path, monkeypatch, capsys):

@@ -72,19 +72,22 @@ def load_labeled_data(
     train_split: str | None = None,
     label_names: Sequence[str] | None = None,
     encoding: str | None = None,
-    judged_on: str | None = None,
+    test_split: str = "test",
+    base: Path = Path(),
 ) -> LabeledData:
-    """Load train, validation and (if present) test splits of `source`; None means the shipped sample.
+    """Load train, validation and (if present and labeled) test splits of `source`; None means the shipped sample.
 
     Trains on the split named "train", or on `train_split`. Uses the dataset's own validation split, or carves
-    a stratified `validation_fraction` of train with `seed`; it carves one too when the validation split is
-    `judged_on`, the split a caller judges the trained model on, so that it does not also choose the epoch.
+    a stratified `validation_fraction` of train with `seed`. The test split is the one named `test_split`, the
+    rows a caller judges the trained model on; when that names the validation split (under any of its names,
+    VALIDATION_SPLITS), it is the test split and validation is carved from train, so that the rows the model is
+    judged on never choose its epoch.
     String labels are stripped of surrounding whitespace; labels differing only by case are an error.
     `label_names` names integer labels, the i-th name for the i-th smallest id. Local CSV/TSV/JSON files are read
-    as UTF-8, or in `encoding`.
+    as UTF-8, or in `encoding`; a relative path is read from the folder `base`.
     Raises DataError with a one-line explanation for every problem found.
     """
-    raw = load_raw(source, subset, check_encoding(encoding))
+    raw = load_raw(source, subset, check_encoding(encoding), base)
     name = describe_source(source, subset)
     train_name = _train_split_name(raw, train_split, name)
     text_col = find_column(raw[train_name].column_names, text_column, "text", name)
@@ -100,10 +103,12 @@ def load_labeled_data(
             f"the {train_name} split of {name} has only one class ({only!r}); a classifier needs two or more"
         )
 
-    val_names = [s for s in VALIDATION_SPLITS if s in raw and s not in (train_name, judged_on)]
+    val_names = [s for s in VALIDATION_SPLITS if s in raw and s != train_name]
     if len(val_names) > 1:
-        _refuse_local_validation_splits(source, val_names)
-    val_name = val_names[0] if val_names else None
+        _refuse_local_validation_splits(source, val_names, base)
+    test_names = val_names if test_split in VALIDATION_SPLITS else [test_split]
+    test_name = next((s for s in test_names if s in raw and s != train_name), None)
+    val_name = next((s for s in val_names if s != test_name), None)
     if val_name is not None:
         validation = _to_split(raw[val_name], val_name, text_col, label_col, class_names, name, label_ids)
     else:
@@ -113,8 +118,8 @@ def load_labeled_data(
         _require_two_classes_after_carve(train, validation, class_names, name)
 
     test = None
-    if "test" in raw and train_name != "test" and not _unlabeled(raw["test"], label_col):
-        test = _to_split(raw["test"], "test", text_col, label_col, class_names, name, label_ids)
+    if test_name is not None and not _unlabeled(raw[test_name], label_col):
+        test = _to_split(raw[test_name], test_name, text_col, label_col, class_names, name, label_ids)
     return LabeledData(train, validation, test, class_names, text_col, label_col, val_name is None, label_ids)
 
 
@@ -192,10 +197,10 @@ def _named_classes(
     return label_names
 
 
-def _refuse_local_validation_splits(source: str | Path | None, splits: Sequence[str]) -> None:
+def _refuse_local_validation_splits(source: str | Path | None, splits: Sequence[str], base: Path) -> None:
     """Refuses a local folder with files for two of the validation aliases (validation.csv, dev.csv): which one
     is meant cannot be told. A Hub dataset keeps the first in VALIDATION_SPLITS, as its files cannot be changed."""
-    folder = resolve_source(source)
+    folder = resolve_source(source, base)
     if not isinstance(folder, Path):
         return
     files = _split_files(folder)
@@ -216,8 +221,11 @@ def describe_source(source: str | Path | None, subset: str | None = None) -> str
     return f"'{source}'" + (f" (subset {subset!r})" if subset else "")
 
 
-def load_raw(source: str | Path | None, subset: str | None = None, encoding: str | None = None) -> datasets.DatasetDict:
-    resolved = resolve_source(source)
+def load_raw(
+    source: str | Path | None, subset: str | None = None, encoding: str | None = None, base: Path = Path()
+) -> datasets.DatasetDict:
+    """The splits of `source` (see resolve_source; a relative path is read from the folder `base`)."""
+    resolved = resolve_source(source, base)
     if isinstance(resolved, Path):
         return _load_local(resolved, encoding)
     if encoding is not None:

@@ -18,12 +18,12 @@ wherever it starts. A source that is not an existing path is a Hub id. Beside th
 A plain-folder production (e.g. from `textpipe train`) becomes a version on the first promotion or rollback:
 the one moment, between two renames, that P is absent.
 
-Decisions: sources need identical class names. A source without a labeled test split only adds training rows
-(a single file has none); another eval_split must exist in every source, and when it is a source's validation
-split, the candidate chooses its epoch on rows carved from train instead. Promote when there is no production
-or candidate[metric] >= production[metric] + margin. A production with other classes cannot be judged on these
-labels, so it is kept. A warm start that check_warm_start refuses falls back to a fresh start and the reason is
-reported. --dry-run never promotes. Resuming restarts the choice of the best epoch and its patience (Keras does
+Decisions: sources need identical class names. A source without a labeled eval_split only adds training rows (a
+single file has none); when eval_split names the validation split (validation, valid, val or dev: a source's own,
+under whichever name), the candidate chooses its epoch on rows carved from train instead. Promote when there is no
+production or candidate[metric] >= production[metric] + margin. A production with other classes cannot be judged on
+these labels, so it is kept. A warm start that check_warm_start refuses falls back to a fresh start and the reason
+is reported. --dry-run never promotes. Resuming restarts the choice of the best epoch and its patience (Keras does
 not back them up): the epoch kept is the best of those run after the resume.
 Exit status: 0 promoted or rolled back (a dry run: would promote); 3 production kept (a dry run: would keep); 2 bad config, data or bundle
 (TextpipeError); 1 another run holds the lock, or any other failure; 130 interrupted.
@@ -260,25 +260,19 @@ def load_sources(settings: RetrainSettings):
     """All sources' train and validation rows, and their eval rows as `test`; plus row counts per source."""
     import numpy as np
 
-    from textpipe.data import LabeledData, Split, load_labeled_data, load_split
-    from textpipe.sources import resolve_source
+    from textpipe.data import LabeledData, Split, load_labeled_data
 
     config, loaded, counts = settings.config, [], []
     columns = {"text_column": config.text_column, "label_column": config.label_column, "encoding": config.encoding}
     for given in settings.sources:
-        source = str(resolve_source(given, settings.base))  # a local path, or a Hub id
-        data = load_labeled_data(source, validation_fraction=config.validation_fraction, seed=config.seed,
+        data = load_labeled_data(given, validation_fraction=config.validation_fraction, seed=config.seed,
                                  train_split=config.train_split, label_names=config.label_names,
-                                 judged_on=settings.eval_split, **columns)
+                                 test_split=settings.eval_split, base=settings.base, **columns)
         if loaded and data.class_names != loaded[0][0].class_names:
             raise DataError(f"sources disagree on the classes: {settings.sources[0]!r} has "
                             f"({', '.join(loaded[0][0].class_names)}), {given!r} has ({', '.join(data.class_names)}); "
                             "label every source with the same class names")
-        if settings.eval_split == "test":  # a source without a labeled test split: training rows only
-            held_out = data.test
-        else:
-            held_out = load_split(source, settings.eval_split, class_names=data.class_names,
-                                  label_ids=data.label_ids, **columns)
+        held_out = data.test  # None: a source without a labeled eval split adds training rows only
         loaded.append((data, held_out))
         counts.append({"source": given, "train": len(data.train), "validation": len(data.validation),
                        "validation_from_train": data.validation_from_train, "eval": len(held_out or ())})
