@@ -162,6 +162,8 @@ def test_verbose_and_the_libraries_own_switches_bring_their_logs_back(home):
         (["evaluate", "no-such-bundle"], "no model bundle at"),
         (["evaluate", "{bundle}", "--dataset", "./missing"], "no such file or folder: ./missing"),
         (["score", "{bundle}", "missing.txt", "--output", "out.jsonl"], "input file not found: missing.txt"),
+        (["score", "{bundle}", "records.jsonl", "--text-column", "body", "--output", "out.jsonl"],
+         "records.jsonl line 2 has no column 'body'"),
         (["neighbors", "reviews", "good"], "is not a textpipe bundle: bundle.json is missing"),
     ],
 )
@@ -169,6 +171,7 @@ def test_mistakes_are_found_before_tensorflow_is_imported(trained, home, argv, m
     folder = home[0]
     (folder / "broken.toml").write_text("epochs = \n")
     (folder / "unknown.toml").write_text("epoch = 3\n")
+    (folder / "records.jsonl").write_text('\n{"text": "a fine film"}\n')
     result, stderr = drive(home, *[a.format(bundle=trained[1]) for a in argv])
     assert result["status"] == 2
     assert not result["tensorflow"], argv
