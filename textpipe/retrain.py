@@ -268,15 +268,14 @@ def load_sources(settings: RetrainSettings):
         data = load_labeled_data(given, validation_fraction=config.validation_fraction, seed=config.seed,
                                  train_split=config.train_split, label_names=config.label_names,
                                  test_split=settings.eval_split, base=settings.base, **columns)
-        if loaded and data.class_names != loaded[0][0].class_names:
+        if loaded and data.class_names != loaded[0].class_names:
             raise DataError(f"sources disagree on the classes: {settings.sources[0]!r} has "
-                            f"({', '.join(loaded[0][0].class_names)}), {given!r} has ({', '.join(data.class_names)}); "
+                            f"({', '.join(loaded[0].class_names)}), {given!r} has ({', '.join(data.class_names)}); "
                             "label every source with the same class names")
-        held_out = data.test  # None: a source without a labeled eval split adds training rows only
-        loaded.append((data, held_out))
+        loaded.append(data)  # its test: the eval rows; None: a source without them adds training rows only
         counts.append({"source": given, "train": len(data.train), "validation": len(data.validation),
-                       "validation_from_train": data.validation_from_train, "eval": len(held_out or ())})
-    if not any(held_out for _, held_out in loaded):
+                       "validation_from_train": data.validation_from_train, "eval": len(data.test or ())})
+    if not any(d.test for d in loaded):
         raise DataError(f"no source has a labeled {settings.eval_split!r} split to judge the models on; "
                         "add one, or set [data] eval_split")
 
@@ -284,11 +283,11 @@ def load_sources(settings: RetrainSettings):
         splits = [s for s in splits if s is not None]
         return Split(np.concatenate([s.texts for s in splits]), np.concatenate([s.labels for s in splits]))
 
-    first = loaded[0][0]
-    data = LabeledData(joined(d.train for d, _ in loaded), joined(d.validation for d, _ in loaded),
-                       joined(h for _, h in loaded), first.class_names, first.text_column, first.label_column,
-                       any(d.validation_from_train for d, _ in loaded),
-                       next((d.label_ids for d, _ in loaded if d.label_ids is not None), None))
+    first = loaded[0]
+    data = LabeledData(joined(d.train for d in loaded), joined(d.validation for d in loaded),
+                       joined(d.test for d in loaded), first.class_names, first.text_column, first.label_column,
+                       any(d.validation_from_train for d in loaded),
+                       next((d.label_ids for d in loaded if d.label_ids is not None), None))
     return data, counts
 
 
